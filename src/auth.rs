@@ -1,0 +1,373 @@
+//! Authentication of web requests: the ordered session check, Login and Logout.
+//!
+//! Owns the second, asynchronous half of the check (session lookup, rate
+//! limiter, bad-auth delay, metrics) and the sign-in protocol, on top of the
+//! pure [`crate::protocol::check`]. The order of a check:
+//!
+//! 1. CSRF value present when required, else `user:noAuth`;
+//! 2. session cookie present, else `user:noAuth`;
+//! 3. client IP known, else `user:noAuth`;
+//! 4. cookie value well formed, else a counted failure (`malformed session`);
+//! 5. the session actor: valid → served (and the client's failure count is
+//!    reset if it has one); invalid → a counted failure.
+//!
+//! A counted failure asks the rate limiter first: a limited client gets HTTP
+//! 429 with `Retry-After`; otherwise the answer waits the bad-auth delay (an
+//! async sleep holding no lock and no actor) and is `user:badAuth`. Unlike the
+//! seeds, the limiter is not consulted before a *valid* session is served: a
+//! person signed in behind a NAT keeps working while another device there is
+//! locked out, and the common case costs one atomic load instead of an actor
+//! round trip.
+//!
+//! Never: logs a token, cookie or password; answers before a new session is
+//! durable.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::admin::AdminHandle;
+use crate::credentials::Hasher;
+use crate::protocol::check::{self, Csrf, Failure, login_disabled_message};
+use crate::protocol::cookie::{self, Lifetime};
+use crate::protocol::sherpa::{ApiError, Code};
+use crate::protocol::{Interface, Kind, RequestView};
+use crate::ratelimit::RateLimiterHandle;
+use crate::sessions::{Client, SessionError, SessionsHandle};
+use crate::store::{self, Stores};
+use crate::telemetry;
+use crate::token::{Token, ct_eq_str};
+
+/// The services authentication needs.
+#[derive(Clone, Debug)]
+pub struct Auth {
+    /// Account (webaccount, webmail) sessions.
+    pub sessions: SessionsHandle,
+    /// Admin sessions.
+    pub admin: AdminHandle,
+    /// Failed-auth rate limiter.
+    pub limiter: RateLimiterHandle,
+    /// Password hashing.
+    pub hasher: Hasher,
+    /// Databases.
+    pub stores: Stores,
+    /// Delay before answering a failed authentication.
+    pub bad_auth_delay: Duration,
+}
+
+/// An authenticated request.
+#[derive(Debug)]
+pub struct Authed {
+    /// The interface kind.
+    pub kind: Kind,
+    /// The account; empty for the admin.
+    pub account: String,
+    /// The session token presented.
+    pub token: Token,
+    /// Login address of the session (empty for the admin).
+    pub login_address: Arc<str>,
+    /// Client IP.
+    pub ip: IpAddr,
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug)]
+pub enum Refused {
+    /// The protocol's `user:noAuth`/`user:badAuth` answer.
+    Failure(Failure),
+    /// The client is rate limited: HTTP 429.
+    RateLimited(Duration),
+    /// Our fault (logged here, once).
+    Internal,
+}
+
+/// A successful Login: the CSRF token to return and the cookies to set.
+#[derive(Debug)]
+pub struct LoginOk {
+    /// Returned by Login; the client sends it as `x-mox-csrf`.
+    pub csrf: Token,
+    /// `Set-Cookie` values: the session cookie and the login cookie's deletion.
+    pub cookies: Vec<String>,
+}
+
+/// Cuts a user agent to what sessions keep.
+fn client(ip: Option<IpAddr>, agent: &str) -> Client {
+    Client::new(ip, agent)
+}
+
+impl Auth {
+    /// Checks a request's session, in the protocol's order.
+    pub async fn check(
+        &self,
+        kind: Kind,
+        view: &RequestView<'_>,
+        csrf: Csrf<'_>,
+        agent: &str,
+    ) -> Result<Authed, Refused> {
+        let p = match check::presented(view, kind, csrf) {
+            Ok(p) => p,
+            Err((f, ip)) => return Err(self.refuse(kind, f, ip).await),
+        };
+        let res = match kind {
+            Kind::WebAdmin => self
+                .admin
+                .use_session(&p.token, p.csrf)
+                .await
+                .map(|r| r.map(|()| Arc::from(""))),
+            _ => self
+                .sessions
+                .use_session(
+                    kind,
+                    &p.account,
+                    &p.token,
+                    p.csrf,
+                    client(Some(p.ip), agent),
+                )
+                .await
+                .map(|r| r.map(|u| u.login_address)),
+        };
+        match res {
+            Ok(Ok(login_address)) => {
+                self.limiter.reset_if_needed(p.ip);
+                telemetry::auth(kind, "websession", "ok");
+                Ok(Authed {
+                    kind,
+                    account: p.account,
+                    token: p.token,
+                    login_address,
+                    ip: p.ip,
+                })
+            }
+            Ok(Err(f)) => Err(self.refuse(kind, f, Some(p.ip)).await),
+            Err(e) => {
+                telemetry::auth(kind, "websession", "error");
+                tracing::error!(kind = %kind, error = %e, "session check failed");
+                Err(Refused::Internal)
+            }
+        }
+    }
+
+    /// Turns a failure into the answer: uncounted failures at once; counted
+    /// ones through the rate limiter and the bad-auth delay.
+    async fn refuse(&self, kind: Kind, f: Failure, ip: Option<IpAddr>) -> Refused {
+        let Some(ip) = ip.filter(|_| f.counts()) else {
+            return Refused::Failure(f);
+        };
+        match self.limiter.attempt(ip).await {
+            Ok(Err(limited)) => {
+                telemetry::auth_ratelimited(kind);
+                return Refused::RateLimited(limited.retry_after);
+            }
+            Ok(Ok(())) => {}
+            Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; answering without it"),
+        }
+        telemetry::auth(kind, "websession", f.metric_result());
+        tokio::time::sleep(self.bad_auth_delay).await;
+        Refused::Failure(f)
+    }
+
+    /// LoginPrep: a new login token and the cookie that carries it (30 s).
+    pub fn login_prep(&self, iface: &Interface, https: bool) -> Result<(String, String), ApiError> {
+        let token = Token::generate().map_err(|_| ApiError::server())?.expose();
+        let c = cookie::set_cookie(
+            iface.kind.login_cookie(),
+            &token,
+            &iface.prefix,
+            Lifetime::MaxAge(30),
+            https,
+        );
+        Ok((token, c))
+    }
+
+    /// Login: login-token check, rate limiter, credentials, new session.
+    /// `username` is `None` for the admin interface.
+    pub async fn login(
+        &self,
+        iface: &Interface,
+        view: &RequestView<'_>,
+        agent: &str,
+        login_token: &str,
+        username: Option<&str>,
+        password: &str,
+    ) -> Result<LoginOk, ApiError> {
+        let kind = iface.kind;
+        let cookie = cookie::find(&view.cookie_headers, kind.login_cookie());
+        let matches = cookie.is_some_and(|c| !login_token.is_empty() && ct_eq_str(c, login_token));
+        if !matches {
+            let mut msg = "missing login token cookie".to_string();
+            if view.forwarded && cookie.is_none() {
+                msg.push_str(" (hint: reverse proxy must keep path, for login cookie)");
+            }
+            return Err(ApiError::user(msg));
+        }
+        let Some(ip) = view.client_ip else {
+            return Err(ApiError::new(Code::NoAuth, Failure::NoClientIp.message()));
+        };
+        match self.limiter.attempt(ip).await {
+            Ok(Err(_)) => {
+                telemetry::auth_ratelimited(kind);
+                return Err(ApiError::user("too many authentication attempts"));
+            }
+            Ok(Ok(())) => {}
+            Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; answering without it"),
+        }
+
+        let verified = match username {
+            None => self.verify_admin(password).await,
+            Some(u) => self.verify_account(u, password).await,
+        };
+        let (account, login_address) = match verified {
+            Ok(Verified::Ok {
+                account,
+                login_address,
+            }) => (account, login_address),
+            Ok(Verified::Disabled(reason)) => {
+                telemetry::auth(kind, "weblogin", "disabled");
+                return Err(ApiError::new(
+                    Code::LoginFailed,
+                    login_disabled_message(&reason),
+                ));
+            }
+            Ok(v @ (Verified::BadUser | Verified::BadPassword)) => {
+                telemetry::auth(
+                    kind,
+                    "weblogin",
+                    if matches!(v, Verified::BadUser) {
+                        "baduser"
+                    } else {
+                        "badcreds"
+                    },
+                );
+                tokio::time::sleep(self.bad_auth_delay).await;
+                return Err(ApiError::new(Code::LoginFailed, "invalid credentials"));
+            }
+            Err(e) => {
+                telemetry::auth(kind, "weblogin", "error");
+                tracing::error!(kind = %kind, error = %e, "login failed");
+                return Err(ApiError::server());
+            }
+        };
+        telemetry::auth(kind, "weblogin", "ok");
+        self.limiter.reset_if_needed(ip);
+
+        let new = match kind {
+            Kind::WebAdmin => self.admin.add().await,
+            _ => {
+                self.sessions
+                    .add(&account, kind, &login_address, client(Some(ip), agent))
+                    .await
+            }
+        }
+        .map_err(|e| {
+            tracing::error!(kind = %kind, error = %e, "adding session after login");
+            ApiError::server()
+        })?;
+        let value = cookie::session_value(&new.token.expose(), &account);
+        let cookies = vec![
+            cookie::set_cookie(
+                kind.session_cookie(),
+                &value,
+                &iface.prefix,
+                Lifetime::Session,
+                view.https,
+            ),
+            cookie::set_cookie(
+                kind.login_cookie(),
+                "",
+                &iface.prefix,
+                Lifetime::Delete,
+                view.https,
+            ),
+        ];
+        Ok(LoginOk {
+            csrf: new.csrf,
+            cookies,
+        })
+    }
+
+    async fn verify_admin(&self, password: &str) -> Result<Verified, SessionError> {
+        let phc = self.admin.password_hash().await?;
+        Ok(if self.hasher.verify(password, phc).await {
+            Verified::Ok {
+                account: String::new(),
+                login_address: String::new(),
+            }
+        } else {
+            Verified::BadPassword
+        })
+    }
+
+    async fn verify_account(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Verified, SessionError> {
+        let address = store::accounts::normalize_address(username).ok();
+        let account = match address.clone() {
+            Some(a) => {
+                let db = self.stores.accounts.clone();
+                store::blocking(move || store::accounts::account_for_address(&db, &a)).await?
+            }
+            None => None,
+        };
+        let rec = match &account {
+            Some(name) => self.sessions.account(name).await?,
+            None => None,
+        };
+        let Some(rec) = rec else {
+            // Same work as for a known user, so timing does not tell.
+            self.hasher.verify(password, None).await;
+            return Ok(Verified::BadUser);
+        };
+        if !self
+            .hasher
+            .verify(password, Some(rec.password.clone()))
+            .await
+        {
+            return Ok(Verified::BadPassword);
+        }
+        if let Some(reason) = rec.login_disabled {
+            return Ok(Verified::Disabled(reason));
+        }
+        Ok(Verified::Ok {
+            account: rec.name,
+            login_address: address.unwrap_or_default(),
+        })
+    }
+
+    /// Logout: removes the session and returns the cookie deletion.
+    pub async fn logout(
+        &self,
+        iface: &Interface,
+        authed: &Authed,
+        https: bool,
+    ) -> Result<String, ApiError> {
+        let removed = match iface.kind {
+            Kind::WebAdmin => self.admin.remove(&authed.token).await,
+            _ => self.sessions.remove(&authed.account, &authed.token).await,
+        };
+        match removed {
+            Ok(_) => Ok(cookie::set_cookie(
+                iface.kind.session_cookie(),
+                "",
+                &iface.prefix,
+                Lifetime::Delete,
+                https,
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "logout failed");
+                Err(ApiError::server())
+            }
+        }
+    }
+}
+
+enum Verified {
+    Ok {
+        account: String,
+        login_address: String,
+    },
+    Disabled(String),
+    BadUser,
+    BadPassword,
+}

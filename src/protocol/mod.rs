@@ -1,0 +1,129 @@
+//! The web authentication protocol, as plain Rust.
+//!
+//! Owns what a request means, independent of any server: the interface kinds
+//! and their cookie names ([`Kind`], [`Interface`]), the small view of a request
+//! that the protocol looks at ([`RequestView`]), cookie parsing and formatting
+//! ([`cookie`]), the sherpa JSON envelope and its error codes ([`sherpa`]) and
+//! the first, pure part of the ordered session check ([`check`]).
+//!
+//! Never: touches hyper, tokio or the database. Everything here is synchronous
+//! and total (no panics on any input), so it can be fuzzed without a server.
+
+pub mod check;
+pub mod cookie;
+pub mod sherpa;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The three web interfaces. The kind names cookies, metrics labels and the
+/// session store; the URL prefix is configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The administrator's interface; sessions in memory only.
+    #[serde(rename = "webadmin")]
+    WebAdmin,
+    /// An account holder's self-service interface; sessions persisted per account.
+    #[serde(rename = "webaccount")]
+    WebAccount,
+    /// Webmail; shares the account's persisted sessions and their cap.
+    #[serde(rename = "webmail")]
+    WebMail,
+}
+
+impl Kind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Kind; 3] = [Kind::WebAdmin, Kind::WebAccount, Kind::WebMail];
+
+    /// The kind's name: `webadmin`, `webaccount` or `webmail`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::WebAdmin => "webadmin",
+            Kind::WebAccount => "webaccount",
+            Kind::WebMail => "webmail",
+        }
+    }
+
+    /// The name people read in messages: `admin`, `account` or `mail`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Kind::WebAdmin => "admin",
+            Kind::WebAccount => "account",
+            Kind::WebMail => "mail",
+        }
+    }
+
+    /// Name of the cookie that carries the login token between LoginPrep and Login.
+    pub fn login_cookie(self) -> &'static str {
+        match self {
+            Kind::WebAdmin => "webadminlogin",
+            Kind::WebAccount => "webaccountlogin",
+            Kind::WebMail => "webmaillogin",
+        }
+    }
+
+    /// Name of the cookie that carries the session.
+    pub fn session_cookie(self) -> &'static str {
+        match self {
+            Kind::WebAdmin => "webadminsession",
+            Kind::WebAccount => "webaccountsession",
+            Kind::WebMail => "webmailsession",
+        }
+    }
+
+    /// Parses a kind name.
+    pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Code of the kind in stored records.
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::WebAdmin => 0,
+            Kind::WebAccount => 1,
+            Kind::WebMail => 2,
+        }
+    }
+
+    /// The kind for a stored code.
+    pub fn from_code(c: u8) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.code() == c)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One web interface as configured: a kind served under a path prefix.
+/// The three interfaces are this one mechanism configured three times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// What the interface is.
+    pub kind: Kind,
+    /// Path prefix, starting and ending with `/`, e.g. `/account/`. Cookies are
+    /// scoped to it.
+    pub prefix: String,
+}
+
+/// What the protocol needs to know about a request. Built by the HTTP layer;
+/// borrowed, so building it costs no allocation.
+#[derive(Debug, Clone)]
+pub struct RequestView<'a> {
+    /// Every `Cookie` header value, in order (HTTP/2 may split them).
+    pub cookie_headers: Vec<&'a [u8]>,
+    /// The `x-mox-csrf` header, if present.
+    pub csrf_header: Option<&'a [u8]>,
+    /// The client's address as far as we can tell; `None` when it cannot be
+    /// determined (a forwarded listener without the header).
+    pub client_ip: Option<IpAddr>,
+    /// Whether the request reached us over HTTPS (drives the Secure flag).
+    pub https: bool,
+    /// Whether the listener sits behind a reverse proxy (changes some hints).
+    pub forwarded: bool,
+}

@@ -1,0 +1,261 @@
+//! The actor that owns one account's sessions.
+//!
+//! Owns, for one account: the in-memory [`AccountSessions`], the account's
+//! rows in the `sessions` table, and the account's password change. It answers
+//! `Use` from memory, writes new sessions, logouts and password changes durably
+//! before answering, writes lifetime extensions in one batch per tick, and
+//! stops itself after a while without messages (after writing everything).
+//!
+//! Never: writes to disk on `Use`; holds a redb transaction across `.await`
+//! (every write is one `spawn_blocking` call); returns `Err` from `handle` for a
+//! domain failure (only a failed commit, after which redb refuses writes until
+//! reopened, fails the actor).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use redb::Database;
+use tokio::time::Instant;
+
+use super::SessionError;
+use super::directory::Directory;
+use super::messages::SessionMsg;
+use super::state::AccountSessions;
+use crate::clock::Clock;
+use crate::store::{self, StoreError};
+use crate::token::random_id;
+
+/// The behaviour of an account's session actor.
+pub struct AccountSessionActor;
+
+/// What the actor starts with (loaded before spawning, so a spawn never waits
+/// on the disk).
+pub struct AccountSessionArgs {
+    /// The account's name.
+    pub name: Arc<str>,
+    /// The loaded state.
+    pub sessions: AccountSessions,
+    /// `accounts.redb`.
+    pub db: Arc<Database>,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// The directory that points at this actor, to unlist itself on stop.
+    pub directory: Arc<Directory>,
+    /// How often pending extensions are written (at most 5 minutes).
+    pub tick: Duration,
+    /// Stop after this long without messages.
+    pub idle_stop: Duration,
+}
+
+/// The actor's state.
+pub struct AccountSessionState {
+    args: AccountSessionArgs,
+    last_activity: Instant,
+    timer: Option<JoinHandle<()>>,
+}
+
+impl Actor for AccountSessionActor {
+    type Msg = SessionMsg;
+    type State = AccountSessionState;
+    type Arguments = AccountSessionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        metrics::gauge!(crate::telemetry::SESSION_ACTORS).increment(1);
+        Ok(AccountSessionState {
+            args,
+            last_activity: Instant::now(),
+            timer: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.timer = Some(myself.send_interval(state.args.tick, || SessionMsg::Tick));
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        metrics::gauge!(crate::telemetry::SESSION_ACTORS).decrement(1);
+        if let Some(t) = state.timer.take() {
+            t.abort();
+        }
+        state
+            .args
+            .directory
+            .unlist(&state.args.name, myself.get_id());
+        // Best effort: Tick and Flush already wrote; this catches the rest on a
+        // clean stop.
+        if state.args.sessions.has_dirty() {
+            let _ = flush(state).await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = state.args.clock.now();
+        if !matches!(msg, SessionMsg::Tick) {
+            state.last_activity = Instant::now();
+        }
+        match msg {
+            SessionMsg::Use {
+                kind,
+                token,
+                csrf,
+                client,
+                reply,
+            } => {
+                let _ = reply.send(
+                    state
+                        .args
+                        .sessions
+                        .use_session(kind, &token, csrf, &client, now),
+                );
+            }
+            SessionMsg::Account { reply } => {
+                let _ = reply.send(state.args.sessions.account.clone());
+            }
+            SessionMsg::Add {
+                token,
+                csrf,
+                kind,
+                login_address,
+                client,
+                reply,
+            } => {
+                let id = match random_id() {
+                    Ok(id) => id,
+                    Err(_) => {
+                        let _ = reply.send(Err(SessionError::Random));
+                        return Ok(());
+                    }
+                };
+                let s = &state.args.sessions;
+                let evicted = s.evictions_for_add(now);
+                let rec = s.new_record(id, kind, csrf, &login_address, &client, now);
+                let (db, name, ev, r) = (
+                    state.args.db.clone(),
+                    state.args.name.clone(),
+                    evicted.clone(),
+                    rec.clone(),
+                );
+                let res = store::blocking(move || {
+                    store::sessions::commit(&db, &name, &[(token, r)], &ev)
+                })
+                .await;
+                match res {
+                    Ok(()) => {
+                        state.args.sessions.insert(&evicted, token, &rec);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => return fail(reply, e),
+                }
+            }
+            SessionMsg::Remove { token, reply } => {
+                if !state.args.sessions.contains(&token) {
+                    let _ = reply.send(Ok(false));
+                    return Ok(());
+                }
+                let (db, name) = (state.args.db.clone(), state.args.name.clone());
+                match store::blocking(move || store::sessions::commit(&db, &name, &[], &[token]))
+                    .await
+                {
+                    Ok(()) => {
+                        state.args.sessions.remove(&token);
+                        let _ = reply.send(Ok(true));
+                    }
+                    Err(e) => return fail(reply, e),
+                }
+            }
+            SessionMsg::SetPassword { phc, keep, reply } => {
+                let (db, name) = (state.args.db.clone(), state.args.name.clone());
+                let k = keep.map(|h| h.0);
+                match store::blocking(move || store::accounts::set_password(&db, &name, &phc, k))
+                    .await
+                {
+                    Ok(Some(rec)) => {
+                        state.args.sessions.account = rec;
+                        state.args.sessions.remove_all_except(keep);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Ok(None) => {
+                        let _ = reply.send(Err(SessionError::UnknownAccount));
+                        myself.stop(Some("account removed".into()));
+                    }
+                    Err(e) => return fail(reply, e),
+                }
+            }
+            SessionMsg::Flush { reply } => {
+                let res = flush(state).await;
+                let failed = res.is_err();
+                let _ = reply.send(res.map_err(SessionError::Store));
+                if failed {
+                    return Err("flushing session extensions failed".into());
+                }
+            }
+            SessionMsg::Tick => {
+                let expired = state.args.sessions.expired_hashes(now);
+                if !expired.is_empty() {
+                    let (db, name, ex) = (
+                        state.args.db.clone(),
+                        state.args.name.clone(),
+                        expired.clone(),
+                    );
+                    store::blocking(move || store::sessions::commit(&db, &name, &[], &ex)).await?;
+                    for h in &expired {
+                        state.args.sessions.remove(h);
+                    }
+                }
+                flush(state).await?;
+                if state.last_activity.elapsed() >= state.args.idle_stop {
+                    myself.stop(Some("idle".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Answers a failed write and fails the actor: after a failed commit redb may
+/// refuse writes until reopened, and the next request respawns the actor from
+/// what is on disk.
+fn fail<T>(
+    reply: ractor::RpcReplyPort<Result<T, SessionError>>,
+    e: StoreError,
+) -> Result<(), ActorProcessingErr> {
+    let msg = e.to_string();
+    let _ = reply.send(Err(SessionError::Store(e)));
+    Err(msg.into())
+}
+
+/// Writes pending extensions in one transaction.
+async fn flush(state: &mut AccountSessionState) -> Result<(), StoreError> {
+    if !state.args.sessions.has_dirty() {
+        return Ok(());
+    }
+    let ext = state.args.sessions.take_dirty();
+    let hashes: Vec<_> = ext.iter().map(|e| e.hash).collect();
+    let (db, name) = (state.args.db.clone(), state.args.name.clone());
+    let res = store::blocking(move || store::sessions::flush(&db, &name, &ext)).await;
+    if res.is_err() {
+        state.args.sessions.mark_dirty(hashes);
+    }
+    res
+}

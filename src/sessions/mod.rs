@@ -1,0 +1,369 @@
+//! Persisted sessions of the webaccount and webmail interfaces.
+//!
+//! Owns one actor per account ([`actor::AccountSessionActor`]), spawned on
+//! first use through the [`directory::Directory`] and supervised by
+//! [`SessionSupervisor`], and the typed client the HTTP layer uses,
+//! [`SessionsHandle`]: every call has a timeout, a call that finds a stopped
+//! actor respawns it once, and every outcome maps to a [`SessionError`] or a
+//! protocol [`Failure`].
+//!
+//! ```text
+//!  request ──▶ SessionsHandle ──(hit: DashMap read)──▶ AccountSessionActor(account)
+//!                   │ miss                               owns: AccountSessions (memory)
+//!                   ├─ load account + sessions (blocking pool, outside any actor)
+//!                   └─ spawn_linked under SessionSupervisor (only for existing accounts)
+//! ```
+//!
+//! Never: hands a token in clear to an actor (only hashes travel); lets an
+//! unknown account name create an actor or a directory entry.
+
+pub mod actor;
+pub mod directory;
+pub mod messages;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use redb::Database;
+
+use self::actor::{AccountSessionActor, AccountSessionArgs};
+use self::directory::Directory;
+use self::messages::SessionMsg;
+use self::state::AccountSessions;
+pub use self::state::{Client, Policy, Used};
+use crate::clock::Clock;
+use crate::protocol::Kind;
+use crate::protocol::check::Failure;
+use crate::store::codec::AccountRecord;
+use crate::store::{self, StoreError};
+use crate::token::{RandomError, Token, TokenHash};
+
+/// How long a call to a session actor may take before the request gives up.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A session operation failed for a reason that is not the client's.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The account does not exist.
+    #[error("unknown account")]
+    UnknownAccount,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The OS random source failed.
+    #[error("random source failed")]
+    Random,
+    /// The actor did not answer in time.
+    #[error("session store busy")]
+    Busy,
+    /// The actor could not be reached or spawned.
+    #[error("session store unavailable")]
+    Unavailable,
+}
+
+impl From<RandomError> for SessionError {
+    fn from(_: RandomError) -> Self {
+        SessionError::Random
+    }
+}
+
+/// A new session's tokens, to hand to the client.
+#[derive(Debug)]
+pub struct NewSession {
+    /// The session token (goes in the cookie).
+    pub token: Token,
+    /// The CSRF token (returned by Login).
+    pub csrf: Token,
+}
+
+/// Tunables of the session actors.
+#[derive(Debug, Clone, Copy)]
+pub struct ActorTiming {
+    /// How often pending extensions are written.
+    pub tick: Duration,
+    /// An actor stops after this long without messages.
+    pub idle_stop: Duration,
+}
+
+impl Default for ActorTiming {
+    /// Flush every minute; stop after 15 idle minutes.
+    fn default() -> Self {
+        ActorTiming {
+            tick: Duration::from_secs(60),
+            idle_stop: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The root of the session actors: unlists failed actors. An actor that stops
+/// because it is idle is normal and unlists itself.
+pub struct SessionSupervisor;
+
+impl Actor for SessionSupervisor {
+    type Msg = ();
+    type State = Arc<Directory>;
+    type Arguments = Arc<Directory>;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<()>,
+        d: Arc<Directory>,
+    ) -> Result<Arc<Directory>, ActorProcessingErr> {
+        Ok(d)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<()>,
+        evt: SupervisionEvent,
+        directory: &mut Arc<Directory>,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => directory.unlist_id(cell.get_id()),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                directory.unlist_id(cell.get_id());
+                metrics::counter!(crate::telemetry::SESSION_ACTOR_FAILURES).increment(1);
+                tracing::error!(actor = %cell.get_id(), %err, "session actor failed; next use reloads it");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+struct Inner {
+    directory: Arc<Directory>,
+    supervisor: ActorRef<()>,
+    db: Arc<Database>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    timing: ActorTiming,
+}
+
+/// The typed client of the account session actors.
+#[derive(Clone)]
+pub struct SessionsHandle(Arc<Inner>);
+
+impl std::fmt::Debug for SessionsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionsHandle")
+            .field("directory", &self.0.directory)
+            .finish()
+    }
+}
+
+impl SessionsHandle {
+    /// Starts the supervisor; account actors start on first use.
+    pub async fn start(
+        db: Arc<Database>,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        timing: ActorTiming,
+    ) -> Result<SessionsHandle, ractor::SpawnErr> {
+        let directory = Arc::new(Directory::default());
+        let (supervisor, _) = Actor::spawn(None, SessionSupervisor, directory.clone()).await?;
+        Ok(SessionsHandle(Arc::new(Inner {
+            directory,
+            supervisor,
+            db,
+            clock,
+            policy,
+            timing,
+        })))
+    }
+
+    /// The actor of an account, spawning it (after loading its sessions) if
+    /// needed. `UnknownAccount` leaves no trace.
+    async fn actor(&self, account: &str) -> Result<ActorRef<SessionMsg>, SessionError> {
+        if let Some(a) = self.0.directory.get(account) {
+            return Ok(a);
+        }
+        let slot = self.0.directory.slot(account);
+        let res = slot
+            .get_or_try_init(|| async {
+                let (db, name) = (self.0.db.clone(), account.to_string());
+                let loaded = store::blocking(move || store::sessions::load(&db, &name)).await?;
+                let Some((rec, stored)) = loaded else {
+                    return Err(SessionError::UnknownAccount);
+                };
+                let args = AccountSessionArgs {
+                    name: Arc::from(account),
+                    sessions: AccountSessions::new(rec, stored, self.0.policy),
+                    db: self.0.db.clone(),
+                    clock: self.0.clock.clone(),
+                    directory: self.0.directory.clone(),
+                    tick: self.0.timing.tick,
+                    idle_stop: self.0.timing.idle_stop,
+                };
+                let (a, _) = Actor::spawn_linked(
+                    None,
+                    AccountSessionActor,
+                    args,
+                    self.0.supervisor.get_cell(),
+                )
+                .await
+                .map_err(|_| SessionError::Unavailable)?;
+                Ok(a)
+            })
+            .await
+            .cloned();
+        if res.is_err() {
+            self.0.directory.forget_empty(account);
+        }
+        res
+    }
+
+    /// Sends a call to an account's actor; if the actor stopped meanwhile (idle
+    /// stop), unlists it and tries once more with a fresh one.
+    async fn call<T: Send + 'static>(
+        &self,
+        account: &str,
+        msg: impl Fn(RpcReplyPort<T>) -> SessionMsg,
+    ) -> Result<T, SessionError> {
+        for _ in 0..2 {
+            let a = self.actor(account).await?;
+            match a.call(&msg, Some(CALL_TIMEOUT)).await {
+                Ok(CallResult::Success(v)) => return Ok(v),
+                Ok(CallResult::Timeout) => return Err(SessionError::Busy),
+                Ok(CallResult::SenderError) | Err(_) => {
+                    self.0.directory.unlist(account, a.get_id())
+                }
+            }
+        }
+        Err(SessionError::Unavailable)
+    }
+
+    /// Checks a session (memory only) and extends it. An unknown account is an
+    /// unknown session, so cookies cannot probe which accounts exist.
+    pub async fn use_session(
+        &self,
+        kind: Kind,
+        account: &str,
+        token: &Token,
+        csrf: Option<Option<Token>>,
+        client: Client,
+    ) -> Result<Result<Used, Failure>, SessionError> {
+        let (token, csrf) = (token.hash(), csrf.map(|c| c.map(|t| t.hash())));
+        match self
+            .call(account, |reply| SessionMsg::Use {
+                kind,
+                token,
+                csrf,
+                client: client.clone(),
+                reply,
+            })
+            .await
+        {
+            Err(SessionError::UnknownAccount) => Ok(Err(Failure::UnknownSession)),
+            r => r,
+        }
+    }
+
+    /// The account's record, `None` if there is no such account.
+    pub async fn account(&self, account: &str) -> Result<Option<AccountRecord>, SessionError> {
+        match self
+            .call(account, |reply| SessionMsg::Account { reply })
+            .await
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(SessionError::UnknownAccount) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a session, durable when this returns.
+    pub async fn add(
+        &self,
+        account: &str,
+        kind: Kind,
+        login_address: &str,
+        client: Client,
+    ) -> Result<NewSession, SessionError> {
+        let new = NewSession {
+            token: Token::generate()?,
+            csrf: Token::generate()?,
+        };
+        let (token, csrf) = (new.token.hash(), new.csrf.hash());
+        self.call(account, |reply| SessionMsg::Add {
+            token,
+            csrf,
+            kind,
+            login_address: login_address.to_string(),
+            client: client.clone(),
+            reply,
+        })
+        .await??;
+        Ok(new)
+    }
+
+    /// Removes a session (logout), durable when this returns. Whether it existed.
+    pub async fn remove(&self, account: &str, token: &Token) -> Result<bool, SessionError> {
+        let token = token.hash();
+        self.call(account, |reply| SessionMsg::Remove { token, reply })
+            .await?
+    }
+
+    /// Sets the password hash and removes every other session of the account
+    /// (all of them when `keep` is `None`), in one durable transaction.
+    pub async fn set_password(
+        &self,
+        account: &str,
+        phc: String,
+        keep: Option<TokenHash>,
+    ) -> Result<(), SessionError> {
+        self.call(account, |reply| SessionMsg::SetPassword {
+            phc: phc.clone(),
+            keep,
+            reply,
+        })
+        .await?
+    }
+
+    /// Writes every live actor's pending extensions (shutdown).
+    pub async fn flush_all(&self) -> Result<(), SessionError> {
+        let mut first_err = None;
+        for a in self.0.directory.actors() {
+            let r = match a
+                .call(|reply| SessionMsg::Flush { reply }, Some(CALL_TIMEOUT))
+                .await
+            {
+                Ok(CallResult::Success(r)) => r,
+                Ok(CallResult::Timeout) => Err(SessionError::Busy),
+                _ => Ok(()), // stopped: it wrote before stopping
+            };
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Number of live account actors.
+    pub fn live_actors(&self) -> usize {
+        self.0.directory.len()
+    }
+
+    /// Stops every actor after flushing, then the supervisor.
+    pub async fn shutdown(&self) -> Result<(), SessionError> {
+        let res = self.flush_all().await;
+        for a in self.0.directory.actors() {
+            let _ = a
+                .stop_and_wait(Some("shutdown".into()), Some(CALL_TIMEOUT))
+                .await;
+        }
+        let _ = self
+            .0
+            .supervisor
+            .stop_and_wait(None, Some(CALL_TIMEOUT))
+            .await;
+        res
+    }
+
+    /// The supervisor's cell, for linking.
+    pub fn supervisor(&self) -> ActorCell {
+        self.0.supervisor.get_cell()
+    }
+}

@@ -1,0 +1,370 @@
+//! One account's sessions, in memory: the rules, without I/O.
+//!
+//! Owns the session rules of the persisted kinds (webaccount, webmail): the
+//! lookup and CSRF check, idle expiry extended on each use, an absolute
+//! maximum lifetime, the cap per account (expired sessions evicted first, then
+//! the one that expires soonest), and the set of sessions whose extension has
+//! not been written yet ("dirty").
+//!
+//! Never: does I/O, reads a clock (time is a parameter), or sees a token in
+//! clear (only [`TokenHash`]es).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::clock::UnixMillis;
+use crate::protocol::Kind;
+use crate::protocol::check::Failure;
+use crate::store::codec::{AccountRecord, SessionRecord};
+use crate::store::sessions::Extension;
+use crate::token::TokenHash;
+
+/// Longest user agent kept, in bytes.
+pub const MAX_AGENT: usize = 256;
+
+/// Lifetime rules of persisted sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Idle lifetime in milliseconds: a session expires this long after last use.
+    pub idle: i64,
+    /// Absolute lifetime in milliseconds from creation, whatever the use.
+    pub max: i64,
+    /// Most sessions per account.
+    pub cap: usize,
+}
+
+impl Default for Policy {
+    /// 24 h idle, 30 days absolute, 100 per account.
+    fn default() -> Self {
+        Policy {
+            idle: 24 * 3600 * 1000,
+            max: 30 * 24 * 3600 * 1000,
+            cap: 100,
+        }
+    }
+}
+
+/// The client of a request, as recorded with sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Client {
+    /// Client IP.
+    pub ip: Option<IpAddr>,
+    /// User agent, cut to [`MAX_AGENT`] bytes.
+    pub agent: String,
+}
+
+impl Client {
+    /// A client with the user agent bounded.
+    pub fn new(ip: Option<IpAddr>, agent: &str) -> Client {
+        let mut end = agent.len().min(MAX_AGENT);
+        while !agent.is_char_boundary(end) {
+            end -= 1;
+        }
+        Client {
+            ip,
+            agent: agent[..end].to_string(),
+        }
+    }
+}
+
+/// A session held in memory: compact, with shared strings.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Opaque id.
+    pub id: u64,
+    /// Interface kind that created it.
+    pub kind: Kind,
+    /// SHA-256 of the CSRF token.
+    pub csrf: TokenHash,
+    /// Login address used.
+    pub login_address: Arc<str>,
+    /// Created.
+    pub created: UnixMillis,
+    /// Last use.
+    pub last_used: UnixMillis,
+    /// Expiry.
+    pub expires: UnixMillis,
+    /// Client IP at last use.
+    pub last_ip: Option<IpAddr>,
+    /// User agent at last use.
+    pub last_agent: Arc<str>,
+}
+
+/// What a successful use tells the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Used {
+    /// Login address of the session.
+    pub login_address: Arc<str>,
+    /// Session kind.
+    pub kind: Kind,
+}
+
+/// One account's in-memory state.
+#[derive(Debug)]
+pub struct AccountSessions {
+    /// The account's record (password hash, disabled flag, names).
+    pub account: AccountRecord,
+    policy: Policy,
+    sessions: HashMap<TokenHash, Session>,
+    dirty: HashSet<TokenHash>,
+    strings: HashSet<Arc<str>>,
+}
+
+impl AccountSessions {
+    /// State from what was loaded from the database.
+    pub fn new(
+        account: AccountRecord,
+        stored: Vec<(TokenHash, SessionRecord)>,
+        policy: Policy,
+    ) -> Self {
+        let mut s = AccountSessions {
+            account,
+            policy,
+            sessions: HashMap::with_capacity(stored.len()),
+            dirty: HashSet::new(),
+            strings: HashSet::new(),
+        };
+        for (h, r) in stored {
+            let Some(kind) = Kind::from_code(r.kind) else {
+                continue;
+            };
+            let sess = Session {
+                id: r.id,
+                kind,
+                csrf: TokenHash(r.csrf_hash),
+                login_address: s.intern(&r.login_address),
+                created: r.created,
+                last_used: r.last_used,
+                expires: r.expires,
+                last_ip: r.last_ip,
+                last_agent: s.intern(&r.last_agent),
+            };
+            s.sessions.insert(h, sess);
+        }
+        s
+    }
+
+    fn intern(&mut self, v: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(v) {
+            return a.clone();
+        }
+        if self.strings.len() >= 4 * self.policy.cap {
+            self.strings.clear();
+        }
+        let a: Arc<str> = Arc::from(v);
+        self.strings.insert(a.clone());
+        a
+    }
+
+    /// Number of sessions held (expired ones included until swept).
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Whether a session is past its idle or absolute lifetime.
+    fn expired(&self, s: &Session, now: UnixMillis) -> bool {
+        now >= s.expires || now >= s.created.saturating_add(self.policy.max)
+    }
+
+    /// Checks a session of interface `kind` (a session works only on the kind
+    /// that created it) and, if valid, extends it. `csrf`: `None` when no CSRF
+    /// check is required; `Some(None)` when a value was presented that cannot
+    /// be a token (never matches).
+    pub fn use_session(
+        &mut self,
+        kind: Kind,
+        token: &TokenHash,
+        csrf: Option<Option<TokenHash>>,
+        client: &Client,
+        now: UnixMillis,
+    ) -> Result<Used, Failure> {
+        let Some(s) = self.sessions.get(token).filter(|s| s.kind == kind) else {
+            return Err(Failure::UnknownSession);
+        };
+        if self.expired(s, now) {
+            return Err(Failure::Expired);
+        }
+        match csrf {
+            None => {}
+            Some(Some(c)) if c.ct_eq(&s.csrf) => {}
+            Some(_) => return Err(Failure::CsrfMismatch),
+        }
+        if let Some(reason) = &self.account.login_disabled {
+            return Err(Failure::LoginDisabled(reason.clone()));
+        }
+        let agent = if &*s.last_agent == client.agent.as_str() {
+            None
+        } else {
+            Some(self.intern(&client.agent))
+        };
+        let idle = self.policy.idle;
+        let Some(s) = self.sessions.get_mut(token) else {
+            return Err(Failure::UnknownSession);
+        };
+        s.last_used = now;
+        s.expires = now.saturating_add(idle);
+        s.last_ip = client.ip;
+        if let Some(a) = agent {
+            s.last_agent = a;
+        }
+        let used = Used {
+            login_address: s.login_address.clone(),
+            kind: s.kind,
+        };
+        self.dirty.insert(*token);
+        Ok(used)
+    }
+
+    /// The sessions to remove so one more fits under the cap: every expired
+    /// one, then, if still full, the one that expires soonest. Does not change
+    /// the state; apply with [`Self::insert`] after the commit.
+    pub fn evictions_for_add(&self, now: UnixMillis) -> Vec<TokenHash> {
+        evictions(
+            self.sessions
+                .iter()
+                .map(|(h, s)| (*h, self.expired(s, now), (s.expires, s.created, s.id))),
+            self.policy.cap,
+        )
+    }
+
+    /// A new session's stored record.
+    pub fn new_record(
+        &self,
+        id: u64,
+        kind: Kind,
+        csrf: TokenHash,
+        login_address: &str,
+        client: &Client,
+        now: UnixMillis,
+    ) -> SessionRecord {
+        SessionRecord {
+            id,
+            kind: kind.code(),
+            csrf_hash: csrf.0,
+            login_address: login_address.to_string(),
+            created: now,
+            last_used: now,
+            expires: now.saturating_add(self.policy.idle),
+            created_ip: client.ip,
+            created_agent: client.agent.clone(),
+            last_ip: client.ip,
+            last_agent: client.agent.clone(),
+        }
+    }
+
+    /// Applies a committed add: removes `evicted`, inserts the new session.
+    pub fn insert(&mut self, evicted: &[TokenHash], token: TokenHash, rec: &SessionRecord) {
+        for h in evicted {
+            self.sessions.remove(h);
+            self.dirty.remove(h);
+        }
+        let Some(kind) = Kind::from_code(rec.kind) else {
+            return;
+        };
+        let s = Session {
+            id: rec.id,
+            kind,
+            csrf: TokenHash(rec.csrf_hash),
+            login_address: self.intern(&rec.login_address),
+            created: rec.created,
+            last_used: rec.last_used,
+            expires: rec.expires,
+            last_ip: rec.last_ip,
+            last_agent: self.intern(&rec.last_agent),
+        };
+        self.sessions.insert(token, s);
+    }
+
+    /// Whether a session with this hash is held.
+    pub fn contains(&self, token: &TokenHash) -> bool {
+        self.sessions.contains_key(token)
+    }
+
+    /// Applies a committed removal.
+    pub fn remove(&mut self, token: &TokenHash) -> bool {
+        self.dirty.remove(token);
+        self.sessions.remove(token).is_some()
+    }
+
+    /// Applies a committed removal of every session but `keep`.
+    pub fn remove_all_except(&mut self, keep: Option<TokenHash>) {
+        self.sessions.retain(|h, _| Some(*h) == keep);
+        self.dirty.retain(|h| Some(*h) == keep);
+    }
+
+    /// Expired sessions, to delete.
+    pub fn expired_hashes(&self, now: UnixMillis) -> Vec<TokenHash> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| self.expired(s, now))
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    /// Whether extensions wait to be written.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// The extensions to write; the dirty set is cleared (put them back with
+    /// [`Self::mark_dirty`] if the write fails).
+    pub fn take_dirty(&mut self) -> Vec<Extension> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|h| {
+                self.sessions.get(&h).map(|s| Extension {
+                    hash: h,
+                    last_used: s.last_used,
+                    expires: s.expires,
+                    last_ip: s.last_ip,
+                    last_agent: s.last_agent.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks sessions dirty again after a failed write.
+    pub fn mark_dirty(&mut self, hashes: impl IntoIterator<Item = TokenHash>) {
+        self.dirty.extend(hashes);
+    }
+
+    /// Every held session, for listings.
+    pub fn iter(&self) -> impl Iterator<Item = (&TokenHash, &Session)> {
+        self.sessions.iter()
+    }
+}
+
+/// The sessions to remove so that one more fits under `cap`: every expired
+/// one, then those that sort first by `order` (expiry, i.e. least recently
+/// used first). Shared by the account and admin session stores.
+pub fn evictions<K: Ord>(
+    sessions: impl Iterator<Item = (TokenHash, bool, K)>,
+    cap: usize,
+) -> Vec<TokenHash> {
+    let mut out = Vec::new();
+    let mut live = Vec::new();
+    for (h, expired, order) in sessions {
+        if expired {
+            out.push(h);
+        } else {
+            live.push((order, h));
+        }
+    }
+    if live.len() >= cap {
+        let excess = live.len() + 1 - cap;
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(live.into_iter().take(excess).map(|(_, h)| h));
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

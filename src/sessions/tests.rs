@@ -1,0 +1,212 @@
+use super::*;
+
+fn account() -> AccountRecord {
+    AccountRecord {
+        name: "demo".into(),
+        full_name: String::new(),
+        addresses: vec!["demo@localhost".into()],
+        password: String::new(),
+        login_disabled: None,
+        created: 0,
+    }
+}
+
+fn h(i: u32) -> TokenHash {
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(&i.to_be_bytes());
+    TokenHash(b)
+}
+
+fn add(s: &mut AccountSessions, i: u32, now: i64) -> Vec<TokenHash> {
+    let ev = s.evictions_for_add(now);
+    let rec = s.new_record(
+        i as u64,
+        Kind::WebAccount,
+        h(1000 + i),
+        "demo@localhost",
+        &Client::default(),
+        now,
+    );
+    s.insert(&ev, h(i), &rec);
+    ev
+}
+
+const HOUR: i64 = 3600 * 1000;
+
+#[test]
+fn use_checks_in_order_and_extends() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    add(&mut s, 1, 0);
+    let c = Client::new(None, "agent");
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(2), None, &c, 1)
+            .expect_err("unknown"),
+        Failure::UnknownSession
+    );
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(1), Some(Some(h(9))), &c, 1)
+            .expect_err("csrf"),
+        Failure::CsrfMismatch
+    );
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(1), Some(None), &c, 1)
+            .expect_err("csrf"),
+        Failure::CsrfMismatch
+    );
+    let u = s
+        .use_session(Kind::WebAccount, &h(1), Some(Some(h(1001))), &c, 23 * HOUR)
+        .expect("ok");
+    assert_eq!(&*u.login_address, "demo@localhost");
+    // extended: still valid 47 h after creation, 24 h after last use
+    assert!(
+        s.use_session(Kind::WebAccount, &h(1), None, &c, 47 * HOUR - 1)
+            .is_ok()
+    );
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(1), None, &c, 71 * HOUR)
+            .expect_err("idle"),
+        Failure::Expired
+    );
+    assert!(s.has_dirty());
+    let ext = s.take_dirty();
+    assert_eq!(ext.len(), 1);
+    assert_eq!(ext[0].expires, 47 * HOUR - 1 + 24 * HOUR);
+    assert!(!s.has_dirty());
+}
+
+#[test]
+fn absolute_lifetime() {
+    let mut s = AccountSessions::new(
+        account(),
+        vec![],
+        Policy {
+            max: 48 * HOUR,
+            ..Policy::default()
+        },
+    );
+    add(&mut s, 1, 0);
+    let c = Client::default();
+    for t in (1..48).map(|x| x * HOUR) {
+        assert!(s.use_session(Kind::WebAccount, &h(1), None, &c, t).is_ok());
+    }
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(1), None, &c, 48 * HOUR)
+            .expect_err("max"),
+        Failure::Expired
+    );
+}
+
+#[test]
+fn disabled_account_refuses_valid_sessions() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    add(&mut s, 1, 0);
+    s.account.login_disabled = Some("unpaid".into());
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(1), None, &Client::default(), 1)
+            .expect_err("disabled"),
+        Failure::LoginDisabled("unpaid".into())
+    );
+    // a session works only on the interface kind that created it
+    assert_eq!(
+        s.use_session(Kind::WebMail, &h(1), None, &Client::default(), 1)
+            .expect_err("kind"),
+        Failure::UnknownSession
+    );
+    // an unknown token learns nothing about the account
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(7), None, &Client::default(), 1)
+            .expect_err("unknown"),
+        Failure::UnknownSession
+    );
+}
+
+#[test]
+fn cap_evicts_expired_first_then_soonest_expiry() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    for i in 0..100 {
+        assert!(add(&mut s, i, i as i64).is_empty());
+    }
+    assert_eq!(s.len(), 100);
+    // use session 0 so that session 1 is now the least recently used
+    s.use_session(Kind::WebAccount, &h(0), None, &Client::default(), 200)
+        .expect("ok");
+    let ev = add(&mut s, 100, 300);
+    assert_eq!(ev, vec![h(1)]);
+    assert_eq!(s.len(), 100);
+    assert!(s.contains(&h(0)) && !s.contains(&h(1)) && s.contains(&h(100)));
+
+    // after 24 h, the ones not used are expired: all expired go at once
+    let later = 24 * HOUR + 150;
+    let ev = add(&mut s, 101, later);
+    assert!(ev.len() > 1);
+    assert!(
+        !ev.contains(&h(0)),
+        "session 0 was used at 200 and is still valid"
+    );
+    assert!(s.len() <= 100);
+}
+
+#[test]
+fn remove_all_except_keeps_one() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    for i in 0..5 {
+        add(&mut s, i, 0);
+    }
+    s.use_session(Kind::WebAccount, &h(3), None, &Client::default(), 1)
+        .expect("ok");
+    s.remove_all_except(Some(h(2)));
+    assert_eq!(s.len(), 1);
+    assert!(s.contains(&h(2)));
+    assert!(!s.has_dirty());
+}
+
+#[test]
+fn model_check_against_naive_reference() {
+    // A small deterministic random walk compared with a naive model.
+    let mut s = AccountSessions::new(
+        account(),
+        vec![],
+        Policy {
+            cap: 5,
+            max: i64::MAX / 2,
+            ..Policy::default()
+        },
+    );
+    let mut model: Vec<(u32, i64, i64)> = Vec::new(); // (id, created, expires)
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let mut now = 0i64;
+    for step in 0..2000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        now += (x % (6 * HOUR as u64)) as i64;
+        let pick = (x >> 32) as u32 % 8;
+        if x % 3 == 0 {
+            add(&mut s, step + 100, now);
+            // model eviction
+            model.retain(|&(_, _, e)| now < e);
+            if model.len() >= 5 {
+                model.sort_by_key(|&(id, c, e)| (e, c, id));
+                model.remove(0);
+            }
+            model.push((step + 100, now, now + 24 * HOUR));
+        } else if let Some(&(id, _, _)) = model.get(pick as usize % model.len().max(1)) {
+            let r = s.use_session(Kind::WebAccount, &h(id), None, &Client::default(), now);
+            let m = model.iter_mut().find(|m| m.0 == id).expect("in model");
+            if now < m.2 {
+                assert!(r.is_ok());
+                m.2 = now + 24 * HOUR;
+            } else {
+                assert_eq!(r.expect_err("expired"), Failure::Expired);
+            }
+        }
+        assert!(s.len() <= 5);
+        for m in &model {
+            assert!(
+                s.contains(&h(m.0)),
+                "step {step}: model has {} but state does not",
+                m.0
+            );
+        }
+    }
+}

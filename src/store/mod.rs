@@ -1,0 +1,58 @@
+//! Storage: redb files in the data directory, synchronous.
+//!
+//! Owns the database files and every read and write of them:
+//! `accounts.redb` (accounts, addresses, sessions, settings; see [`tables`]).
+//! Mail will live in its own file, `mail.redb`, so a long import never holds the
+//! single writer of the file that logins write to.
+//!
+//! Never: spawns, awaits, or holds a transaction beyond one function call.
+//! Async callers run these functions on the blocking pool ([`blocking`]).
+
+pub mod accounts;
+pub mod codec;
+pub mod error;
+pub mod sessions;
+pub mod tables;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::Database;
+
+pub use error::StoreError;
+
+/// The open database files of one postern instance.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    /// `accounts.redb`.
+    pub accounts: Arc<Database>,
+}
+
+impl Stores {
+    /// Opens (creating if needed) the databases in `dir`, and makes sure every
+    /// table exists so read transactions never see a missing table.
+    pub fn open(dir: &Path) -> Result<Stores, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let db = Database::create(dir.join("accounts.redb"))?;
+        let txn = db.begin_write()?;
+        txn.open_table(tables::ACCOUNTS)?;
+        txn.open_table(tables::ADDRESSES)?;
+        txn.open_table(tables::SESSIONS)?;
+        txn.open_table(tables::SETTINGS)?;
+        txn.commit()?;
+        Ok(Stores {
+            accounts: Arc::new(db),
+        })
+    }
+}
+
+/// Runs a storage function on tokio's blocking pool.
+pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| StoreError::Task)?
+}

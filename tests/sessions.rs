@@ -332,3 +332,65 @@ async fn sessions_are_bound_to_their_interface() {
     assert_eq!(r, json!([{"Name": "demo", "LoginDisabled": ""}]));
     t.stop().await;
 }
+
+#[tokio::test]
+async fn idle_account_actors_stop_and_come_back_transparently() {
+    let t = TestApp::start_with_idle_stop(Duration::from_millis(300)).await;
+    let sessions = t.app.as_ref().expect("app").services.auth.sessions.clone();
+    let mut b = t.browser();
+    b.login_account().await;
+    t.clock.advance(HOUR);
+    assert!(
+        b.api("/account/", "Version", json!([]))
+            .await
+            .error_code()
+            .is_none()
+    );
+    assert_eq!(sessions.live_actors(), 1);
+    // no messages for a while: the actor writes its extension and stops
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sessions.live_actors() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle actor did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 24 h after login, 23 h after the last use: valid only if the extension
+    // was written before the actor stopped
+    t.clock.advance(23 * HOUR);
+    let r = b.api("/account/", "Account", json!([])).await;
+    assert_eq!(
+        r.result()["Name"],
+        json!("demo"),
+        "session reloaded from disk"
+    );
+    assert_eq!(sessions.live_actors(), 1);
+    // forged cookies for accounts that do not exist spawn nothing
+    for i in 0..50 {
+        let h = [
+            ("content-type", "application/json"),
+            ("x-mox-csrf", "AAAAAAAAAAAAAAAAAAAAAA"),
+            (
+                "cookie",
+                &format!("webaccountsession=\"AAAAAAAAAAAAAAAAAAAAAA nobody{i}\""),
+            ),
+        ];
+        let from = format!("127.1.{i}.1").parse().ok();
+        let r = send_from(
+            from,
+            t.addr,
+            "POST",
+            "/account/api/Version",
+            &h,
+            b"{\"params\":[]}".to_vec(),
+        )
+        .await;
+        assert_eq!(r.error_message(), "unknown session token");
+    }
+    assert!(
+        sessions.live_actors() <= 1,
+        "only demo's actor may live (it may have idled out meanwhile)"
+    );
+    t.stop().await;
+}

@@ -69,13 +69,34 @@ impl TestApp {
         TestApp::boot(dir, clock, delay_ms).await
     }
 
+    /// A fresh instance whose session actors stop after `idle_stop` without messages.
+    pub async fn start_with_idle_stop(idle_stop: Duration) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        provision(dir.path(), &[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD)]);
+        let timing = ActorTiming {
+            tick: Duration::from_millis(100),
+            idle_stop,
+        };
+        TestApp::boot_timed(dir, ManualClock::starting_now(), 20, timing).await
+    }
+
     async fn boot(dir: tempfile::TempDir, clock: ManualClock, delay_ms: u64) -> TestApp {
+        let timing = ActorTiming {
+            tick: Duration::from_millis(200),
+            idle_stop: Duration::from_secs(3600),
+        };
+        TestApp::boot_timed(dir, clock, delay_ms, timing).await
+    }
+
+    async fn boot_timed(
+        dir: tempfile::TempDir,
+        clock: ManualClock,
+        delay_ms: u64,
+        timing: ActorTiming,
+    ) -> TestApp {
         let opts = StartOptions {
             clock: Arc::new(clock.clone()),
-            timing: ActorTiming {
-                tick: Duration::from_millis(200),
-                idle_stop: Duration::from_secs(3600),
-            },
+            timing,
         };
         let app = AppHandle::start(config(dir.path(), delay_ms), opts)
             .await

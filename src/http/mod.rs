@@ -10,6 +10,7 @@
 //! | path | method | auth | answer |
 //! |---|---|---|---|
 //! | `P` | GET, HEAD | none | the interface's page |
+//! | `P common.js`, `P style.css`, `P <kind>.js` | GET, HEAD | none | the page's script and style |
 //! | `P` without the slash | GET, HEAD | none | 301 to `P` |
 //! | `P api/LoginPrep`, `P api/Login` | POST | none | sherpa JSON |
 //! | `P api/<Function>` | POST | session + csrf header | sherpa JSON |
@@ -97,9 +98,9 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
 
-    if sub.is_empty() {
+    if let Some(a) = pages::asset(iface.kind, sub) {
         return match parts.method {
-            Method::GET | Method::HEAD => response::html(pages::page(iface.kind)),
+            Method::GET | Method::HEAD => response::asset(a.content_type, a.body),
             _ => response::text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "405 - method not allowed - use get",

@@ -1,19 +1,62 @@
-//! The interfaces' pages, embedded in the binary.
+//! The interfaces' pages, embedded in the binary (no CDN, works offline).
 //!
-//! A plain placeholder per interface until the pages issue lands: it says
-//! which interface this is and how to use its API.
+//! Owns the table of static files each interface serves without
+//! authentication: its HTML page at the prefix, and the shared script and
+//! style beside it. The files live in `web/`.
+//!
+//! Never: serves anything not in this table; inlines scripts (the
+//! Content-Security-Policy allows scripts from 'self' only).
 
 use crate::protocol::Kind;
 
-/// The page served at an interface's prefix.
-pub fn page(kind: Kind) -> &'static str {
-    match kind {
-        Kind::WebAccount => ACCOUNT,
-        Kind::WebAdmin => ADMIN,
-        Kind::WebMail => WEBMAIL,
-    }
+/// A static file.
+#[derive(Debug, Clone, Copy)]
+pub struct Asset {
+    /// Content type.
+    pub content_type: &'static str,
+    /// Content.
+    pub body: &'static str,
 }
 
-const ACCOUNT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>postern account</title></head>\n<body><h1>postern account</h1><p>Sign in through the JSON API at <code>api/</code>: LoginPrep, then Login.</p></body></html>\n";
-const ADMIN: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>postern admin</title></head>\n<body><h1>postern admin</h1><p>Sign in through the JSON API at <code>api/</code>: LoginPrep, then Login.</p></body></html>\n";
-const WEBMAIL: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>postern webmail</title></head>\n<body><h1>postern webmail</h1><p>Sign in through the JSON API at <code>api/</code>: LoginPrep, then Login.</p></body></html>\n";
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// The file at `sub` (the path after the interface prefix), if any.
+pub fn asset(kind: Kind, sub: &str) -> Option<Asset> {
+    let (content_type, body) = match (kind, sub) {
+        (Kind::WebAccount, "") => (HTML, include_str!("../../web/account.html")),
+        (Kind::WebAdmin, "") => (HTML, include_str!("../../web/admin.html")),
+        (Kind::WebMail, "") => (HTML, include_str!("../../web/webmail.html")),
+        (Kind::WebAccount, "account.js") => (JS, include_str!("../../web/account.js")),
+        (Kind::WebAdmin, "admin.js") => (JS, include_str!("../../web/admin.js")),
+        (Kind::WebMail, "webmail.js") => (JS, include_str!("../../web/webmail.js")),
+        (_, "common.js") => (JS, include_str!("../../web/common.js")),
+        (_, "style.css") => (CSS, include_str!("../../web/style.css")),
+        _ => return None,
+    };
+    Some(Asset { content_type, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_refers_only_to_served_files() {
+        for kind in Kind::ALL {
+            let page = asset(kind, "").expect("page");
+            for part in page.body.split(['"', '\'']) {
+                if part.ends_with(".js") || part.ends_with(".css") {
+                    assert!(
+                        asset(kind, part).is_some(),
+                        "{kind}: {part} is referenced but not served"
+                    );
+                }
+            }
+            assert!(!page.body.contains("<script>"), "no inline scripts");
+        }
+        assert!(asset(Kind::WebAdmin, "account.js").is_none());
+        assert!(asset(Kind::WebAccount, "../Cargo.toml").is_none());
+    }
+}

@@ -44,13 +44,20 @@ pub fn text(status: StatusCode, msg: &str) -> Response<Body> {
     base(status, "text/plain; charset=utf-8", format!("{msg}\n"))
 }
 
-/// An HTML page.
-pub fn html(page: &'static str) -> Response<Body> {
-    let mut r = base(StatusCode::OK, "text/html; charset=utf-8", page);
-    r.headers_mut().insert(
+/// The Content-Security-Policy of every page: nothing from elsewhere, no
+/// inline script, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// A static file (pages, scripts, styles), revalidated on each load so an
+/// upgrade is picked up at once.
+pub fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
+    let mut r = base(StatusCode::OK, content_type, body);
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; script-src 'self'; frame-ancestors 'none'"),
+        HeaderValue::from_static(CSP),
     );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 

@@ -8,6 +8,7 @@ fn account() -> AccountRecord {
         password: String::new(),
         login_disabled: None,
         created: 0,
+        destinations: Default::default(),
     }
 }
 

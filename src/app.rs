@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminHandle, AdminPolicy};
+use crate::attempts::{LoginAttemptsHandle, Retention};
 use crate::auth::Auth;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Limits};
@@ -99,7 +100,16 @@ impl AppHandle {
         let limiter = RateLimiterHandle::spawn(RateLimits::default(), 4)
             .await
             .context("starting rate limiter")?;
+        let attempts = LoginAttemptsHandle::start(
+            stores.accounts.clone(),
+            opts.clock.clone(),
+            Retention::default(),
+            Duration::from_secs(1),
+        )
+        .await
+        .context("starting login attempt writer")?;
         let auth = Auth {
+            attempts,
             sessions,
             admin,
             limiter,
@@ -161,6 +171,8 @@ impl AppHandle {
         let res = auth.sessions.shutdown().await;
         auth.admin.shutdown().await;
         auth.limiter.stop();
-        res.context("writing session extensions at shutdown")
+        let attempts = auth.attempts.shutdown().await;
+        res.context("writing session extensions at shutdown")?;
+        attempts.context("writing login attempts at shutdown")
     }
 }

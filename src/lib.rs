@@ -34,10 +34,14 @@
 //! | [`clock`] | time as an input |
 //! | [`telemetry`] | logging and metric names |
 //! | [`setup`] | provisioning on the databases |
+//! | [`attempts`] | sign-in attempts: batched writer, listing |
+//! | [`manage`] | account administration shared by the admin API, control socket and CLI |
+//! | [`control`] | the local control socket of a running server |
 
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod attempts;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -78,6 +78,26 @@ pub fn remove_all_except(
     Ok(())
 }
 
+/// Client IP and user agent at creation of each of `hashes` that is stored
+/// (the session actor does not hold them in memory).
+pub fn created_info(
+    db: &Database,
+    account: &str,
+    hashes: &[TokenHash],
+) -> Result<Vec<Option<(Option<std::net::IpAddr>, String)>>, StoreError> {
+    let txn = db.begin_read()?;
+    let t = txn.open_table(tables::SESSIONS)?;
+    let mut out = Vec::with_capacity(hashes.len());
+    for h in hashes {
+        let rec = t
+            .get((account, h.0))?
+            .map(|v| codec::decode::<SessionRecord>(v.value()))
+            .transpose()?;
+        out.push(rec.map(|r| (r.created_ip, r.created_agent)));
+    }
+    Ok(out)
+}
+
 /// The new last-use fields of one session.
 #[derive(Debug, Clone)]
 pub struct Extension {

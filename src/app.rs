@@ -140,6 +140,15 @@ impl AppHandle {
             let svc = move |peer, req| http::handle(services.clone(), lctx.clone(), peer, req);
             tasks.spawn(serve(listener, server_opts, rx.clone(), svc));
         }
+        // The control socket: created now that we hold the database lock.
+        let (control, control_path) = crate::control::bind(&config.data_dir)
+            .with_context(|| format!("creating control socket in {}", config.data_dir.display()))?;
+        tasks.spawn(crate::control::serve(
+            control,
+            control_path,
+            services.clone(),
+            rx.clone(),
+        ));
         let mut metrics_address = None;
         if let Some(addr) = config.metrics_address {
             let listener = TcpListener::bind(addr)

@@ -35,7 +35,6 @@
 //! | [`telemetry`] | logging and metric names |
 //! | [`setup`] | provisioning on the databases |
 //! | [`attempts`] | sign-in attempts: batched writer, listing |
-//! | [`manage`] | account administration shared by the admin API, control socket and CLI |
 //! | [`control`] | the local control socket of a running server |
 
 pub mod admin;
@@ -46,6 +45,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod credentials;
 pub mod http;
 pub mod protocol;

@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use crate::admin::AdminHandle;
 use crate::attempts::{Attempt, LoginAttemptsHandle};
-use crate::store::codec::AttemptResult;
 use crate::credentials::Hasher;
 use crate::protocol::check::{self, Csrf, Failure, login_disabled_message};
 use crate::protocol::cookie::{self, Lifetime};
@@ -36,6 +35,7 @@ use crate::protocol::sherpa::{ApiError, Code};
 use crate::protocol::{Interface, Kind, RequestView};
 use crate::ratelimit::RateLimiterHandle;
 use crate::sessions::{Client, SessionError, SessionsHandle};
+use crate::store::codec::AttemptResult;
 use crate::store::{self, Stores};
 use crate::telemetry;
 use crate::token::{Token, ct_eq_str};

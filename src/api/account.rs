@@ -257,10 +257,7 @@ pub(super) async fn call(c: &Call<'_>, function: &str, params: Params) -> Result
                 old: old.into(),
                 new,
             };
-            sessions
-                .edit(&me.account, edit)
-                .await
-                .map_err(edit_error)?;
+            sessions.edit(&me.account, edit).await.map_err(edit_error)?;
             Reply::result(&())
         }
         "SetPassword" => {

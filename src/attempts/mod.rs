@@ -31,8 +31,8 @@ use redb::Database;
 use crate::clock::{Clock, UnixMillis};
 use crate::protocol::Kind;
 use crate::sessions::Client;
-pub use crate::store::attempts::{Retention, StoredAttempt};
 use crate::store::attempts::NewAttempt;
+pub use crate::store::attempts::{Retention, StoredAttempt};
 use crate::store::codec::{AttemptResult, LoginAttemptRecord};
 use crate::store::{self, StoreError};
 
@@ -256,7 +256,11 @@ impl LoginAttemptsHandle {
 
     /// Up to `limit` (at most [`MAX_LIST`]) attempts of `account` (empty: the
     /// admin), newest first, including those not yet committed.
-    pub async fn list(&self, account: &str, limit: usize) -> Result<Vec<StoredAttempt>, StoreError> {
+    pub async fn list(
+        &self,
+        account: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredAttempt>, StoreError> {
         let account = account.to_string();
         match self
             .actor

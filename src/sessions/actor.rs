@@ -205,11 +205,10 @@ impl Actor for AccountSessionActor {
             }
             SessionMsg::Edit { edit, reply } => {
                 let (db, name) = (state.args.db.clone(), state.args.name.clone());
-                let res = tokio::task::spawn_blocking(move || {
-                    store::accounts::edit(&db, &name, &edit)
-                })
-                .await
-                .unwrap_or(Err(EditError::Store(StoreError::Task)));
+                let res =
+                    tokio::task::spawn_blocking(move || store::accounts::edit(&db, &name, &edit))
+                        .await
+                        .unwrap_or(Err(EditError::Store(StoreError::Task)));
                 match res {
                     Ok(rec) => {
                         state.args.sessions.account = rec.clone();
@@ -251,10 +250,8 @@ impl Actor for AccountSessionActor {
             SessionMsg::RevokeAll { keep, reply } => {
                 let before = state.args.sessions.len();
                 let (db, name) = (state.args.db.clone(), state.args.name.clone());
-                match store::blocking(move || {
-                    store::sessions::remove_all_except(&db, &name, keep)
-                })
-                .await
+                match store::blocking(move || store::sessions::remove_all_except(&db, &name, keep))
+                    .await
                 {
                     Ok(()) => {
                         state.args.sessions.remove_all_except(keep);
@@ -271,8 +268,7 @@ impl Actor for AccountSessionActor {
                         // Nothing of the account may answer from memory any more.
                         state.args.sessions.remove_all_except(None);
                         state.args.sessions.account.password.clear();
-                        state.args.sessions.account.login_disabled =
-                            Some("account removed".into());
+                        state.args.sessions.account.login_disabled = Some("account removed".into());
                         state
                             .args
                             .directory

@@ -85,7 +85,13 @@ pub fn append(
         let mut touched = BTreeSet::new();
         for a in batch {
             let enc = codec::encode(&a.record)?;
-            t.insert((a.account.as_str(), key_time(a.time), a.seq), enc.as_slice())?;
+            // A writer restarted within the same millisecond starts its
+            // sequence again: never overwrite an attempt, take the next free key.
+            let (time, mut seq) = (key_time(a.time), a.seq);
+            while t.get((a.account.as_str(), time, seq))?.is_some() {
+                seq = seq.wrapping_add(1);
+            }
+            t.insert((a.account.as_str(), time, seq), enc.as_slice())?;
             touched.insert(a.account.as_str());
         }
         let cutoff = key_time(now.saturating_sub(keep.max_age));

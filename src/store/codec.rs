@@ -38,7 +38,9 @@ pub trait Record: Serialize + DeserializeOwned {
     /// Decodes the body of an older format `version` (the version byte
     /// removed) into the current one. The default knows no older format.
     fn upgrade(version: u8, _body: &[u8]) -> Result<Self, StoreError> {
-        Err(StoreError::Decode(format!("unknown record version {version}")))
+        Err(StoreError::Decode(format!(
+            "unknown record version {version}"
+        )))
     }
 }
 

@@ -10,9 +10,9 @@
 
 pub mod accounts;
 pub mod attempts;
-pub mod hooks;
 pub mod codec;
 pub mod error;
+pub mod hooks;
 pub mod sessions;
 pub mod tables;
 

@@ -56,7 +56,7 @@ pub fn normalize_account_name(name: &str) -> Result<String, NameError> {
 pub fn normalize_address(addr: &str) -> Result<String, NameError> {
     let n = normalize_account_name(addr)?;
     let (local, domain) = n.rsplit_once('@').ok_or(NameError::NotAnAddress)?;
-    if local.is_empty() || domain.is_empty() || domain.contains('@') || n.contains(' ') {
+    if local.is_empty() || domain.is_empty() || local.contains('@') || n.contains(' ') {
         return Err(NameError::NotAnAddress);
     }
     Ok(format!("{local}@{}", domain.to_lowercase()))
@@ -400,5 +400,6 @@ mod tests {
         );
         assert_eq!(normalize_address("demo"), Err(NameError::NotAnAddress));
         assert_eq!(normalize_address("@x"), Err(NameError::NotAnAddress));
+        assert_eq!(normalize_address("a@b@c"), Err(NameError::NotAnAddress));
     }
 }

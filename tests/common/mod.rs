@@ -69,6 +69,11 @@ impl TestApp {
         TestApp::boot(dir, clock, delay_ms).await
     }
 
+    /// Starts on an existing data directory (provisioned already).
+    pub async fn boot_on(dir: tempfile::TempDir) -> TestApp {
+        TestApp::boot(dir, ManualClock::starting_now(), 20).await
+    }
+
     async fn boot(dir: tempfile::TempDir, clock: ManualClock, delay_ms: u64) -> TestApp {
         let opts = StartOptions {
             clock: Arc::new(clock.clone()),

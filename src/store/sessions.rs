@@ -78,13 +78,16 @@ pub fn remove_all_except(
     Ok(())
 }
 
-/// Client IP and user agent at creation of each of `hashes` that is stored
-/// (the session actor does not hold them in memory).
+/// Client IP and user agent of a session at its creation.
+pub type CreatedBy = (Option<std::net::IpAddr>, String);
+
+/// [`CreatedBy`] of each of `hashes`, `None` where not stored (the session
+/// actor does not hold these in memory).
 pub fn created_info(
     db: &Database,
     account: &str,
     hashes: &[TokenHash],
-) -> Result<Vec<Option<(Option<std::net::IpAddr>, String)>>, StoreError> {
+) -> Result<Vec<Option<CreatedBy>>, StoreError> {
     let txn = db.begin_read()?;
     let t = txn.open_table(tables::SESSIONS)?;
     let mut out = Vec::with_capacity(hashes.len());

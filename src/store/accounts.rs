@@ -402,4 +402,79 @@ mod tests {
         assert_eq!(normalize_address("@x"), Err(NameError::NotAnAddress));
         assert_eq!(normalize_address("a@b@c"), Err(NameError::NotAnAddress));
     }
+
+    fn rec(name: &str, addr: &str) -> AccountRecord {
+        AccountRecord {
+            name: name.into(),
+            full_name: String::new(),
+            addresses: vec![addr.into()],
+            password: String::new(),
+            login_disabled: None,
+            created: 0,
+            destinations: [(addr.to_string(), Destination::default())].into(),
+        }
+    }
+
+    #[test]
+    fn edits_and_removal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores = crate::store::Stores::open(dir.path()).expect("open");
+        let db = &stores.accounts;
+        create(db, &rec("a", "a@x")).expect("create a");
+        create(db, &rec("b", "b@x")).expect("create b");
+        let e = edit(db, "a", &AccountEdit::AddAddress("b@x".into())).expect_err("dup");
+        assert!(matches!(e, EditError::AddressExists));
+        edit(db, "a", &AccountEdit::AddAddress("a2@x".into())).expect("add");
+        let mut changed = Destination::default();
+        changed.mailbox = "Other".into();
+        let d = AccountEdit::Destination {
+            address: "a2@x".into(),
+            old: changed.clone(),
+            new: Destination::default(),
+        };
+        assert!(matches!(edit(db, "a", &d), Err(EditError::Modified)));
+        let d = AccountEdit::Destination {
+            address: "a2@x".into(),
+            old: Destination::default(),
+            new: changed.clone(),
+        };
+        let r = edit(db, "a", &d).expect("save");
+        assert_eq!(r.destination("a2@x"), changed);
+        assert_eq!(get(db, "a").expect("get"), Some(r));
+        assert!(matches!(
+            edit(db, "zz", &AccountEdit::FullName("x".into())),
+            Err(EditError::UnknownAccount)
+        ));
+        edit(db, "a", &AccountEdit::RemoveAddress("a2@x".into())).expect("remove address");
+        assert!(matches!(
+            edit(db, "a", &AccountEdit::RemoveAddress("a@x".into())),
+            Err(EditError::LastAddress)
+        ));
+        assert_eq!(account_for_address(db, "a2@x").expect("lookup"), None);
+
+        // removal takes sessions and attempts of that account only
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut s = txn.open_table(tables::SESSIONS).expect("t");
+            s.insert(("a", [1u8; 32]), &[1u8][..]).expect("ins");
+            s.insert(("b", [1u8; 32]), &[1u8][..]).expect("ins");
+            let mut t = txn.open_table(tables::LOGIN_ATTEMPTS).expect("t");
+            t.insert(("a", 1, 1), &[1u8][..]).expect("ins");
+            t.insert(("b", 1, 1), &[1u8][..]).expect("ins");
+        }
+        txn.commit().expect("commit");
+        assert!(remove(db, "a").expect("remove"));
+        assert!(!remove(db, "a").expect("again"));
+        assert_eq!(get(db, "a").expect("get"), None);
+        assert_eq!(account_for_address(db, "a@x").expect("lookup"), None);
+        assert_eq!(
+            account_for_address(db, "b@x").expect("lookup").as_deref(),
+            Some("b")
+        );
+        let txn = db.begin_read().expect("read");
+        let s = txn.open_table(tables::SESSIONS).expect("t");
+        assert_eq!(s.iter().expect("iter").count(), 1);
+        let t = txn.open_table(tables::LOGIN_ATTEMPTS).expect("t");
+        assert_eq!(t.iter().expect("iter").count(), 1);
+    }
 }

@@ -425,8 +425,10 @@ mod tests {
         let e = edit(db, "a", &AccountEdit::AddAddress("b@x".into())).expect_err("dup");
         assert!(matches!(e, EditError::AddressExists));
         edit(db, "a", &AccountEdit::AddAddress("a2@x".into())).expect("add");
-        let mut changed = Destination::default();
-        changed.mailbox = "Other".into();
+        let changed = Destination {
+            mailbox: "Other".into(),
+            ..Destination::default()
+        };
         let d = AccountEdit::Destination {
             address: "a2@x".into(),
             old: changed.clone(),

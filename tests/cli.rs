@@ -292,3 +292,35 @@ async fn every_command_has_help() {
     .await;
     assert_eq!(o.code, 2, "{}", o.stderr);
 }
+
+#[tokio::test]
+async fn control_socket_protocol_errors() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let t = TestApp::start().await;
+    let sock = t.dir.path().join("data").join("control.sock");
+    let s = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("connect");
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let mut ask = async |line: &[u8]| -> Value {
+        w.write_all(line).await.expect("write");
+        let mut buf = String::new();
+        r.read_line(&mut buf).await.expect("read");
+        serde_json::from_str(&buf).expect("json answer")
+    };
+    let a = ask(b"not json\n").await;
+    assert_eq!(a["error"]["code"], "sherpa:badRequest");
+    let a = ask(b"{\"function\":\"Nope\",\"params\":[]}\n").await;
+    assert_eq!(a["error"]["code"], "sherpa:badFunction");
+    let a = ask(b"{\"function\":\"Account\",\"params\":[1]}\n").await;
+    assert_eq!(a["error"]["code"], "sherpa:badParams");
+    // several requests on one connection
+    let a = ask(b"{\"function\":\"Accounts\"}\n").await;
+    assert_eq!(a["result"][0]["Name"], "demo");
+    let mut long = vec![b'x'; postern::control::MAX_LINE + 10];
+    long.push(b'\n');
+    let a = ask(&long).await;
+    assert_eq!(a["error"]["code"], "user:error");
+    t.stop().await;
+}

@@ -294,3 +294,68 @@ impl LoginAttemptsHandle {
         res
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::Stores;
+
+    fn attempt(account: &str, result: AttemptResult) -> Attempt<'_> {
+        Attempt {
+            account,
+            kind: Kind::WebAccount,
+            login_address: "a@x",
+            client: Client::new("192.0.2.1".parse().ok(), "agent"),
+            result,
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_are_buffered_then_written_in_one_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores = Stores::open(dir.path()).expect("open");
+        let clock = ManualClock::starting_now();
+        // a tick that never comes during the test: only List/shutdown write
+        let h = LoginAttemptsHandle::start(
+            stores.accounts.clone(),
+            Arc::new(clock.clone()),
+            Retention::default(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .expect("start");
+        for _ in 0..5 {
+            h.record(attempt("a", AttemptResult::BadPassword));
+        }
+        h.record(attempt("", AttemptResult::Ok));
+        // nothing on disk yet: recording does not write
+        let db = stores.accounts.clone();
+        let on_disk = tokio::task::spawn_blocking(move || {
+            store::attempts::list(&db, "a", 100).expect("list").len()
+        })
+        .await
+        .expect("join");
+        assert_eq!(on_disk, 0);
+        // a listing writes the buffer first and sees everything
+        let l = h.list("a", 100).await.expect("list");
+        assert_eq!(l.len(), 5);
+        assert!(
+            l.iter()
+                .all(|a| a.record.result == AttemptResult::BadPassword)
+        );
+        assert_eq!(h.list("", 100).await.expect("admin").len(), 1);
+        assert_eq!(h.list("a", 2).await.expect("limit").len(), 2);
+        // shutdown writes what is left
+        h.record(attempt("b", AttemptResult::Disabled));
+        h.shutdown().await.expect("shutdown");
+        let db = stores.accounts.clone();
+        let b = tokio::task::spawn_blocking(move || store::attempts::list(&db, "b", 10))
+            .await
+            .expect("join")
+            .expect("list");
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].record.agent, "agent");
+        assert_eq!(b[0].time, clock.now());
+    }
+}

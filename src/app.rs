@@ -140,15 +140,22 @@ impl AppHandle {
             let svc = move |peer, req| http::handle(services.clone(), lctx.clone(), peer, req);
             tasks.spawn(serve(listener, server_opts, rx.clone(), svc));
         }
-        // The control socket: created now that we hold the database lock.
-        let (control, control_path) = crate::control::bind(&config.data_dir)
-            .with_context(|| format!("creating control socket in {}", config.data_dir.display()))?;
-        tasks.spawn(crate::control::serve(
-            control,
-            control_path,
-            services.clone(),
-            rx.clone(),
-        ));
+        // The control socket: created now that we hold the database lock. A
+        // server that cannot create it (e.g. a path too long for a Unix
+        // socket) still serves the web; only the command line cannot reach it.
+        match crate::control::bind(&config.data_dir) {
+            Ok((control, path)) => {
+                tasks.spawn(crate::control::serve(
+                    control,
+                    path,
+                    services.clone(),
+                    rx.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the control socket; the command line will not reach this server")
+            }
+        }
         let mut metrics_address = None;
         if let Some(addr) = config.metrics_address {
             let listener = TcpListener::bind(addr)

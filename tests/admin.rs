@@ -401,5 +401,36 @@ async fn admin_api_needs_an_admin_session_and_csrf() {
     assert_eq!(r.error_code().as_deref(), Some("sherpa:badFunction"));
     let r = ad.api(AD, "AccountAdd", json!(["x"])).await;
     assert_eq!(r.error_code().as_deref(), Some("sherpa:badParams"));
+    // the function list names every call, and not the control-only one
+    let csrf = ad.csrf.clone().expect("csrf");
+    let doc = ad
+        .request(
+            "GET",
+            "/admin/api/",
+            &[("x-mox-csrf", csrf.as_str())],
+            vec![],
+        )
+        .await
+        .json();
+    let fs = doc["Functions"].as_array().expect("list").clone();
+    for f in [
+        "Accounts",
+        "Account",
+        "AccountAdd",
+        "AccountRemove",
+        "AddressAdd",
+        "AddressRemove",
+        "SetPassword",
+        "AccountLoginDisabledSave",
+        "AccountSessions",
+        "AccountSessionsRevoke",
+        "RateLimits",
+        "RateLimitReset",
+        "LoginAttempts",
+        "AdminLoginAttempts",
+    ] {
+        assert!(fs.contains(&json!(f)), "{f}");
+    }
+    assert!(!fs.contains(&json!("AdminSetPassword")));
     t.stop().await;
 }

@@ -479,4 +479,34 @@ mod tests {
         let t = txn.open_table(tables::LOGIN_ATTEMPTS).expect("t");
         assert_eq!(t.iter().expect("iter").count(), 1);
     }
+
+    #[test]
+    fn version_1_records_are_read_and_rewritten_as_version_2() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores = crate::store::Stores::open(dir.path()).expect("open");
+        let db = &stores.accounts;
+        let v1 = codec::AccountRecordV1 {
+            name: "old".into(),
+            full_name: "Old".into(),
+            addresses: vec!["old@x".into()],
+            password: "phc".into(),
+            login_disabled: None,
+            created: 1,
+        };
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut t = txn.open_table(tables::ACCOUNTS).expect("t");
+            let enc = codec::encode(&v1).expect("encode");
+            t.insert("old", enc.as_slice()).expect("insert");
+        }
+        txn.commit().expect("commit");
+        let r = get(db, "old").expect("get").expect("exists");
+        assert_eq!(r.full_name, "Old");
+        assert_eq!(r.destination("old@x"), Destination::default());
+        edit(db, "old", &AccountEdit::FullName("New".into())).expect("edit");
+        let txn = db.begin_read().expect("read");
+        let t = txn.open_table(tables::ACCOUNTS).expect("t");
+        let raw = t.get("old").expect("get").expect("exists");
+        assert_eq!(raw.value()[0], 2, "rewritten as version 2");
+    }
 }

@@ -324,3 +324,20 @@ async fn control_socket_protocol_errors() {
     assert_eq!(a["error"]["code"], "user:error");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_stale_socket_from_a_crashed_server_is_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    provision(dir.path(), &[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD)]);
+    let sock = dir.path().join("data").join("control.sock");
+    std::fs::write(&sock, b"stale").expect("stale file");
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let t = TestApp::boot_on(dir).await;
+    let mode = std::fs::metadata(&sock)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(ok(t.dir.path(), &["account", "list"], "").await, "demo\n");
+    t.stop().await;
+}

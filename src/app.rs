@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminHandle, AdminPolicy};
+use crate::attempts::{LoginAttemptsHandle, Retention};
 use crate::auth::Auth;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Limits};
@@ -99,7 +100,16 @@ impl AppHandle {
         let limiter = RateLimiterHandle::spawn(RateLimits::default(), 4)
             .await
             .context("starting rate limiter")?;
+        let attempts = LoginAttemptsHandle::start(
+            stores.accounts.clone(),
+            opts.clock.clone(),
+            Retention::default(),
+            Duration::from_secs(1),
+        )
+        .await
+        .context("starting login attempt writer")?;
         let auth = Auth {
+            attempts,
             sessions,
             admin,
             limiter,
@@ -129,6 +139,22 @@ impl AppHandle {
             let services = services.clone();
             let svc = move |peer, req| http::handle(services.clone(), lctx.clone(), peer, req);
             tasks.spawn(serve(listener, server_opts, rx.clone(), svc));
+        }
+        // The control socket: created now that we hold the database lock. A
+        // server that cannot create it (e.g. a path too long for a Unix
+        // socket) still serves the web; only the command line cannot reach it.
+        match crate::control::bind(&config.data_dir) {
+            Ok((control, path)) => {
+                tasks.spawn(crate::control::serve(
+                    control,
+                    path,
+                    services.clone(),
+                    rx.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the control socket; the command line will not reach this server")
+            }
         }
         let mut metrics_address = None;
         if let Some(addr) = config.metrics_address {
@@ -161,6 +187,8 @@ impl AppHandle {
         let res = auth.sessions.shutdown().await;
         auth.admin.shutdown().await;
         auth.limiter.stop();
-        res.context("writing session extensions at shutdown")
+        let attempts = auth.attempts.shutdown().await;
+        res.context("writing session extensions at shutdown")?;
+        attempts.context("writing login attempts at shutdown")
     }
 }

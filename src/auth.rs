@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::AdminHandle;
+use crate::attempts::{Attempt, LoginAttemptsHandle};
 use crate::credentials::Hasher;
 use crate::protocol::check::{self, Csrf, Failure, login_disabled_message};
 use crate::protocol::cookie::{self, Lifetime};
@@ -34,6 +35,7 @@ use crate::protocol::sherpa::{ApiError, Code};
 use crate::protocol::{Interface, Kind, RequestView};
 use crate::ratelimit::RateLimiterHandle;
 use crate::sessions::{Client, SessionError, SessionsHandle};
+use crate::store::codec::AttemptResult;
 use crate::store::{self, Stores};
 use crate::telemetry;
 use crate::token::{Token, ct_eq_str};
@@ -53,6 +55,8 @@ pub struct Auth {
     pub stores: Stores,
     /// Delay before answering a failed authentication.
     pub bad_auth_delay: Duration,
+    /// Sign-in attempts of known accounts and of the admin.
+    pub attempts: LoginAttemptsHandle,
 }
 
 /// An authenticated request.
@@ -216,19 +220,44 @@ impl Auth {
             None => self.verify_admin(password).await,
             Some(u) => self.verify_account(u, password).await,
         };
+        let record = |account: &str, login_address: &str, result| {
+            self.attempts.record(Attempt {
+                account,
+                kind,
+                login_address,
+                client: client(Some(ip), agent),
+                result,
+            })
+        };
+        match &verified {
+            Ok(Verified::Ok {
+                account,
+                login_address,
+            }) => record(account, login_address, AttemptResult::Ok),
+            Ok(Verified::Disabled {
+                account,
+                login_address,
+                ..
+            }) => record(account, login_address, AttemptResult::Disabled),
+            Ok(Verified::BadPassword {
+                account,
+                login_address,
+            }) => record(account, login_address, AttemptResult::BadPassword),
+            Ok(Verified::BadUser) | Err(_) => {}
+        }
         let (account, login_address) = match verified {
             Ok(Verified::Ok {
                 account,
                 login_address,
             }) => (account, login_address),
-            Ok(Verified::Disabled(reason)) => {
+            Ok(Verified::Disabled { reason, .. }) => {
                 telemetry::auth(kind, "weblogin", "disabled");
                 return Err(ApiError::new(
                     Code::LoginFailed,
                     login_disabled_message(&reason),
                 ));
             }
-            Ok(v @ (Verified::BadUser | Verified::BadPassword)) => {
+            Ok(v @ (Verified::BadUser | Verified::BadPassword { .. })) => {
                 telemetry::auth(
                     kind,
                     "weblogin",
@@ -293,7 +322,10 @@ impl Auth {
                 login_address: String::new(),
             }
         } else {
-            Verified::BadPassword
+            Verified::BadPassword {
+                account: String::new(),
+                login_address: String::new(),
+            }
         })
     }
 
@@ -324,10 +356,17 @@ impl Auth {
             .verify(password, Some(rec.password.clone()))
             .await
         {
-            return Ok(Verified::BadPassword);
+            return Ok(Verified::BadPassword {
+                account: rec.name,
+                login_address: address.unwrap_or_default(),
+            });
         }
         if let Some(reason) = rec.login_disabled {
-            return Ok(Verified::Disabled(reason));
+            return Ok(Verified::Disabled {
+                account: rec.name,
+                login_address: address.unwrap_or_default(),
+                reason,
+            });
         }
         Ok(Verified::Ok {
             account: rec.name,
@@ -367,7 +406,14 @@ enum Verified {
         account: String,
         login_address: String,
     },
-    Disabled(String),
+    Disabled {
+        account: String,
+        login_address: String,
+        reason: String,
+    },
     BadUser,
-    BadPassword,
+    BadPassword {
+        account: String,
+        login_address: String,
+    },
 }

@@ -34,14 +34,18 @@
 //! | [`clock`] | time as an input |
 //! | [`telemetry`] | logging and metric names |
 //! | [`setup`] | provisioning on the databases |
+//! | [`attempts`] | sign-in attempts: batched writer, listing |
+//! | [`control`] | the local control socket of a running server |
 
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod attempts;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod credentials;
 pub mod http;
 pub mod protocol;

@@ -28,6 +28,7 @@ pub fn create_account(
     let rec = AccountRecord {
         name,
         full_name: String::new(),
+        destinations: [(address.clone(), Default::default())].into(),
         addresses: vec![address],
         password: credentials::hash_sync(cost, &password)?,
         login_disabled: None,

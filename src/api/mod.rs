@@ -9,7 +9,7 @@
 //! actor messages (it uses handles).
 
 mod account;
-mod admin;
+pub mod admin;
 
 use serde::Serialize;
 
@@ -65,9 +65,35 @@ pub fn functions(kind: Kind) -> &'static [&'static str] {
             "Logout",
             "Version",
             "Account",
+            "AccountSaveFullName",
+            "DestinationSave",
             "SetPassword",
+            "GeneratePassword",
+            "Sessions",
+            "SessionRevoke",
+            "SessionRevokeOthers",
+            "LoginAttempts",
         ],
-        Kind::WebAdmin => &["LoginPrep", "Login", "Logout", "Version", "Accounts"],
+        Kind::WebAdmin => &[
+            "LoginPrep",
+            "Login",
+            "Logout",
+            "Version",
+            "Accounts",
+            "Account",
+            "AccountAdd",
+            "AccountRemove",
+            "AddressAdd",
+            "AddressRemove",
+            "SetPassword",
+            "AccountLoginDisabledSave",
+            "AccountSessions",
+            "AccountSessionsRevoke",
+            "RateLimits",
+            "RateLimitReset",
+            "LoginAttempts",
+            "AdminLoginAttempts",
+        ],
         Kind::WebMail => &["LoginPrep", "Login", "Logout", "Version"],
     }
 }

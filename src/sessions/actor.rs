@@ -24,6 +24,7 @@ use super::directory::Directory;
 use super::messages::SessionMsg;
 use super::state::AccountSessions;
 use crate::clock::Clock;
+use crate::store::accounts::EditError;
 use crate::store::{self, StoreError};
 use crate::token::random_id;
 
@@ -197,6 +198,82 @@ impl Actor for AccountSessionActor {
                     }
                     Ok(None) => {
                         let _ = reply.send(Err(SessionError::UnknownAccount));
+                        myself.stop(Some("account removed".into()));
+                    }
+                    Err(e) => return fail(reply, e),
+                }
+            }
+            SessionMsg::Edit { edit, reply } => {
+                let (db, name) = (state.args.db.clone(), state.args.name.clone());
+                let res =
+                    tokio::task::spawn_blocking(move || store::accounts::edit(&db, &name, &edit))
+                        .await
+                        .unwrap_or(Err(EditError::Store(StoreError::Task)));
+                match res {
+                    Ok(rec) => {
+                        state.args.sessions.account = rec.clone();
+                        let _ = reply.send(Ok(rec));
+                    }
+                    Err(EditError::Store(e)) => {
+                        let msg = e.to_string();
+                        let _ = reply.send(Err(EditError::Store(e)));
+                        return Err(msg.into());
+                    }
+                    Err(EditError::UnknownAccount) => {
+                        let _ = reply.send(Err(EditError::UnknownAccount));
+                        myself.stop(Some("account removed".into()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            SessionMsg::List { current, reply } => {
+                let _ = reply.send(state.args.sessions.listing(now, current));
+            }
+            SessionMsg::RevokeId { id, reply } => {
+                let Some(token) = state.args.sessions.find_id(id) else {
+                    let _ = reply.send(Ok(false));
+                    return Ok(());
+                };
+                let (db, name) = (state.args.db.clone(), state.args.name.clone());
+                match store::blocking(move || store::sessions::commit(&db, &name, &[], &[token]))
+                    .await
+                {
+                    Ok(()) => {
+                        state.args.sessions.remove(&token);
+                        let _ = reply.send(Ok(true));
+                    }
+                    Err(e) => return fail(reply, e),
+                }
+            }
+            SessionMsg::RevokeAll { keep, reply } => {
+                let before = state.args.sessions.len();
+                let (db, name) = (state.args.db.clone(), state.args.name.clone());
+                match store::blocking(move || store::sessions::remove_all_except(&db, &name, keep))
+                    .await
+                {
+                    Ok(()) => {
+                        state.args.sessions.remove_all_except(keep);
+                        let removed = before - state.args.sessions.len();
+                        let _ = reply.send(Ok(removed));
+                    }
+                    Err(e) => return fail(reply, e),
+                }
+            }
+            SessionMsg::RemoveAccount { reply } => {
+                let (db, name) = (state.args.db.clone(), state.args.name.clone());
+                match store::blocking(move || store::accounts::remove(&db, &name)).await {
+                    Ok(existed) => {
+                        // Nothing of the account may answer from memory any more.
+                        state.args.sessions.remove_all_except(None);
+                        state.args.sessions.account.password.clear();
+                        state.args.sessions.account.login_disabled = Some("account removed".into());
+                        state
+                            .args
+                            .directory
+                            .unlist(&state.args.name, myself.get_id());
+                        let _ = reply.send(Ok(existed));
                         myself.stop(Some("account removed".into()));
                     }
                     Err(e) => return fail(reply, e),

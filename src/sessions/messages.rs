@@ -6,9 +6,10 @@
 use ractor::RpcReplyPort;
 
 use super::SessionError;
-use super::state::{Client, Used};
+use super::state::{Client, Listed, Used};
 use crate::protocol::Kind;
 use crate::protocol::check::Failure;
+use crate::store::accounts::{AccountEdit, EditError};
 use crate::store::codec::AccountRecord;
 use crate::token::TokenHash;
 
@@ -65,6 +66,45 @@ pub enum SessionMsg {
         keep: Option<TokenHash>,
         /// The answer.
         reply: RpcReplyPort<Result<(), SessionError>>,
+    },
+    /// Change the account's record (full name, destination, login disabled,
+    /// addresses); answered after it is durable, with the new record.
+    Edit {
+        /// The change.
+        edit: AccountEdit,
+        /// The new record, or why nothing changed.
+        reply: RpcReplyPort<Result<AccountRecord, EditError>>,
+    },
+    /// The live (unexpired) sessions, from memory; `current` marks the
+    /// caller's own.
+    List {
+        /// The caller's session, if it is one of this account's.
+        current: Option<TokenHash>,
+        /// The sessions with their token hashes (the hashes never leave the
+        /// crate's session layer).
+        reply: RpcReplyPort<Vec<(TokenHash, Listed)>>,
+    },
+    /// Remove the session with this opaque id; answered after it is durable.
+    /// Replies whether it existed.
+    RevokeId {
+        /// The session's opaque id.
+        id: u64,
+        /// The answer.
+        reply: RpcReplyPort<Result<bool, SessionError>>,
+    },
+    /// Remove every session but `keep`; answered after it is durable, with
+    /// the number removed.
+    RevokeAll {
+        /// The session that stays (the caller's), if any.
+        keep: Option<TokenHash>,
+        /// The answer.
+        reply: RpcReplyPort<Result<usize, SessionError>>,
+    },
+    /// Remove the account, its addresses, sessions and login attempts in one
+    /// durable transaction, then stop. Replies whether it existed.
+    RemoveAccount {
+        /// The answer.
+        reply: RpcReplyPort<Result<bool, SessionError>>,
     },
     /// Write pending extensions now (shutdown).
     Flush {

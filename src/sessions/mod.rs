@@ -33,10 +33,11 @@ use self::actor::{AccountSessionActor, AccountSessionArgs};
 use self::directory::Directory;
 use self::messages::SessionMsg;
 use self::state::AccountSessions;
-pub use self::state::{Client, Policy, Used};
+pub use self::state::{Client, Listed, Policy, Used};
 use crate::clock::Clock;
 use crate::protocol::Kind;
 use crate::protocol::check::Failure;
+use crate::store::accounts::{AccountEdit, EditError};
 use crate::store::codec::AccountRecord;
 use crate::store::{self, StoreError};
 use crate::token::{RandomError, Token, TokenHash};
@@ -320,6 +321,81 @@ impl SessionsHandle {
             reply,
         })
         .await?
+    }
+
+    /// Changes an account's record through its actor, durable when this
+    /// returns. `Err(UnknownAccount)` if there is no such account.
+    pub async fn edit(&self, account: &str, edit: AccountEdit) -> Result<AccountRecord, EditError> {
+        match self
+            .call(account, |reply| SessionMsg::Edit {
+                edit: edit.clone(),
+                reply,
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(SessionError::UnknownAccount) => Err(EditError::UnknownAccount),
+            Err(SessionError::Store(e)) => Err(EditError::Store(e)),
+            Err(e) => Err(EditError::Store(StoreError::Busy(e.to_string()))),
+        }
+    }
+
+    /// An account's live sessions, oldest first, with the caller's own
+    /// marked; created IP and agent are read from the stored records.
+    pub async fn list(
+        &self,
+        account: &str,
+        current: Option<TokenHash>,
+    ) -> Result<Vec<Listed>, SessionError> {
+        let held = self
+            .call(account, |reply| SessionMsg::List { current, reply })
+            .await?;
+        let hashes: Vec<TokenHash> = held.iter().map(|(h, _)| *h).collect();
+        let (db, name) = (self.0.db.clone(), account.to_string());
+        let created =
+            store::blocking(move || store::sessions::created_info(&db, &name, &hashes)).await?;
+        Ok(held
+            .into_iter()
+            .zip(created)
+            .map(|((_, mut l), c)| {
+                if let Some((ip, agent)) = c {
+                    l.created_ip = ip;
+                    l.created_agent = agent;
+                }
+                l
+            })
+            .collect())
+    }
+
+    /// Removes the session with opaque id `id` of this account; whether it
+    /// existed. An id of another account's session is simply not found.
+    pub async fn revoke_id(&self, account: &str, id: u64) -> Result<bool, SessionError> {
+        self.call(account, |reply| SessionMsg::RevokeId { id, reply })
+            .await?
+    }
+
+    /// Removes every session of the account but `keep`; the number removed.
+    pub async fn revoke_all(
+        &self,
+        account: &str,
+        keep: Option<TokenHash>,
+    ) -> Result<usize, SessionError> {
+        self.call(account, |reply| SessionMsg::RevokeAll { keep, reply })
+            .await?
+    }
+
+    /// Removes the account, its addresses, sessions and login attempts from
+    /// `accounts.redb` in one transaction, through its actor (which stops).
+    /// Whether it existed.
+    pub async fn remove_account(&self, account: &str) -> Result<bool, SessionError> {
+        match self
+            .call(account, |reply| SessionMsg::RemoveAccount { reply })
+            .await
+        {
+            Ok(r) => r,
+            Err(SessionError::UnknownAccount) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes every live actor's pending extensions (shutdown).

@@ -100,6 +100,34 @@ pub struct Used {
     pub kind: Kind,
 }
 
+/// A session as listed to its account holder or the admin. Holds no secret:
+/// `id` is an opaque random number, unrelated to the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Opaque id.
+    pub id: u64,
+    /// Interface kind.
+    pub kind: Kind,
+    /// Created.
+    pub created: UnixMillis,
+    /// Last use.
+    pub last_used: UnixMillis,
+    /// Expiry: the earlier of idle expiry and the absolute maximum.
+    pub expires: UnixMillis,
+    /// Login address used.
+    pub login_address: String,
+    /// Client IP at creation (filled from the stored record; not held in memory).
+    pub created_ip: Option<IpAddr>,
+    /// User agent at creation (filled from the stored record).
+    pub created_agent: String,
+    /// Client IP at last use.
+    pub last_ip: Option<IpAddr>,
+    /// User agent at last use.
+    pub last_agent: String,
+    /// Whether this is the caller's own session.
+    pub current: bool,
+}
+
 /// One account's in-memory state.
 #[derive(Debug)]
 pub struct AccountSessions {
@@ -333,6 +361,43 @@ impl AccountSessions {
     /// Marks sessions dirty again after a failed write.
     pub fn mark_dirty(&mut self, hashes: impl IntoIterator<Item = TokenHash>) {
         self.dirty.extend(hashes);
+    }
+
+    /// The unexpired sessions, oldest first, with `current` marking the
+    /// caller's. Created IP and agent are left empty (they are not held in
+    /// memory; the listing caller reads them from the store).
+    pub fn listing(&self, now: UnixMillis, current: Option<TokenHash>) -> Vec<(TokenHash, Listed)> {
+        let mut v: Vec<_> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !self.expired(s, now))
+            .map(|(h, s)| {
+                let l = Listed {
+                    id: s.id,
+                    kind: s.kind,
+                    created: s.created,
+                    last_used: s.last_used,
+                    expires: s.expires.min(s.created.saturating_add(self.policy.max)),
+                    login_address: s.login_address.to_string(),
+                    created_ip: None,
+                    created_agent: String::new(),
+                    last_ip: s.last_ip,
+                    last_agent: s.last_agent.to_string(),
+                    current: current == Some(*h),
+                };
+                (*h, l)
+            })
+            .collect();
+        v.sort_by_key(|(_, l)| (l.created, l.id));
+        v
+    }
+
+    /// The token hash of the session with opaque id `id`.
+    pub fn find_id(&self, id: u64) -> Option<TokenHash> {
+        self.sessions
+            .iter()
+            .find(|(_, s)| s.id == id)
+            .map(|(h, _)| *h)
     }
 
     /// Every held session, for listings.

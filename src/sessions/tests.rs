@@ -8,6 +8,7 @@ fn account() -> AccountRecord {
         password: String::new(),
         login_disabled: None,
         created: 0,
+        destinations: Default::default(),
     }
 }
 
@@ -209,4 +210,40 @@ fn model_check_against_naive_reference() {
             );
         }
     }
+}
+
+#[test]
+fn listing_skips_expired_marks_current_and_finds_ids() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    add(&mut s, 1, 0);
+    add(&mut s, 2, 10);
+    add(&mut s, 3, 20);
+    let c = Client::new("192.0.2.1".parse().ok(), "later");
+    // session 3 is used much later; 1 and 2 expire
+    s.use_session(Kind::WebAccount, &h(3), None, &c, 23 * HOUR)
+        .expect("use");
+    let l = s.listing(23 * HOUR, Some(h(3)));
+    assert_eq!(l.len(), 3);
+    assert_eq!(
+        l.iter().map(|(_, x)| x.id).collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "oldest first"
+    );
+    assert!(l[2].1.current && !l[0].1.current);
+    assert_eq!(l[2].1.last_agent, "later");
+    assert_eq!(l[2].1.last_ip, c.ip);
+    let l = s.listing(25 * HOUR, None);
+    assert_eq!(l.len(), 1, "expired sessions are not listed");
+    assert!(!l[0].1.current);
+    // expiry shown is capped by the absolute lifetime
+    let max = Policy::default().max;
+    let mut long = AccountSessions::new(account(), vec![], Policy::default());
+    add(&mut long, 7, 0);
+    for i in 1..=35 {
+        long.use_session(Kind::WebAccount, &h(7), None, &c, i * 20 * HOUR)
+            .expect("use");
+    }
+    assert_eq!(long.listing(35 * 20 * HOUR, None)[0].1.expires, max);
+    assert_eq!(s.find_id(3), Some(h(3)));
+    assert_eq!(s.find_id(99), None);
 }

@@ -5,8 +5,18 @@
 //! version, bounds the size, and refuses trailing bytes; it never panics. A
 //! format change means a new version number and a decode arm for the old one.
 //!
+//! Each record type says its current version through [`Record::VERSION`] and
+//! upgrades older encodings in [`Record::upgrade`]:
+//!
+//! | record | version | older versions |
+//! |---|---|---|
+//! | [`AccountRecord`] | 2 (adds `destinations`) | 1: [`AccountRecordV1`], upgraded with a default destination per address |
+//! | [`SessionRecord`] | 1 | |
+//! | [`LoginAttemptRecord`] | 1 | |
+//!
 //! Never: is bypassed: no other module serializes records.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
@@ -15,12 +25,78 @@ use serde::{Deserialize, Serialize};
 use super::error::StoreError;
 use crate::clock::UnixMillis;
 
-/// Current format version of every record type.
+/// Format version of records that have had only one format.
 pub const VERSION: u8 = 1;
 /// Largest record we decode (a session or account record is far smaller).
 const MAX_RECORD: usize = 64 * 1024;
 
-/// An account as stored.
+/// A stored record type: its current format version and how older formats
+/// are read.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The version byte written by [`encode`].
+    const VERSION: u8;
+    /// Decodes the body of an older format `version` (the version byte
+    /// removed) into the current one. The default knows no older format.
+    fn upgrade(version: u8, _body: &[u8]) -> Result<Self, StoreError> {
+        Err(StoreError::Decode(format!(
+            "unknown record version {version}"
+        )))
+    }
+}
+
+/// Where new mail for one login address goes, and its delivery rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    /// Full name used in messages sent from this address (empty: the
+    /// account's full name).
+    pub full_name: String,
+    /// Mailbox new mail goes to when no rule matches.
+    pub mailbox: String,
+    /// Delivery rules, tried in order; the first that matches decides.
+    pub rules: Vec<Rule>,
+}
+
+impl Default for Destination {
+    /// Delivery to `Inbox`, no rules, no full name of its own.
+    fn default() -> Self {
+        Destination {
+            full_name: String::new(),
+            mailbox: "Inbox".into(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One delivery rule: a message whose header `header` (case-insensitive
+/// name) contains `contains` (case-insensitive) goes to `mailbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Header name, e.g. `List-Id`, `From`, `Subject`.
+    pub header: String,
+    /// Text the header value must contain.
+    pub contains: String,
+    /// Mailbox to deliver to.
+    pub mailbox: String,
+}
+
+/// An account as stored in format version 1 (before destinations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecordV1 {
+    /// See [`AccountRecord::name`].
+    pub name: String,
+    /// See [`AccountRecord::full_name`].
+    pub full_name: String,
+    /// See [`AccountRecord::addresses`].
+    pub addresses: Vec<String>,
+    /// See [`AccountRecord::password`].
+    pub password: String,
+    /// See [`AccountRecord::login_disabled`].
+    pub login_disabled: Option<String>,
+    /// See [`AccountRecord::created`].
+    pub created: UnixMillis,
+}
+
+/// An account as stored (format version 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountRecord {
     /// The account's name (also its key).
@@ -36,6 +112,91 @@ pub struct AccountRecord {
     pub login_disabled: Option<String>,
     /// When the account was created.
     pub created: UnixMillis,
+    /// Destination of each login address, keyed by address (the same set of
+    /// keys as `addresses`).
+    pub destinations: BTreeMap<String, Destination>,
+}
+
+impl AccountRecord {
+    /// The destination of a login address (the default if none is stored).
+    pub fn destination(&self, address: &str) -> Destination {
+        self.destinations.get(address).cloned().unwrap_or_default()
+    }
+}
+
+impl Record for AccountRecord {
+    const VERSION: u8 = 2;
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+        match version {
+            1 => {
+                let v1: AccountRecordV1 = decode_body(body)?;
+                let destinations = v1
+                    .addresses
+                    .iter()
+                    .map(|a| (a.clone(), Destination::default()))
+                    .collect();
+                Ok(AccountRecord {
+                    name: v1.name,
+                    full_name: v1.full_name,
+                    addresses: v1.addresses,
+                    password: v1.password,
+                    login_disabled: v1.login_disabled,
+                    created: v1.created,
+                    destinations,
+                })
+            }
+            v => Err(StoreError::Decode(format!("unknown record version {v}"))),
+        }
+    }
+}
+
+impl Record for AccountRecordV1 {
+    const VERSION: u8 = 1;
+}
+
+impl Record for SessionRecord {
+    const VERSION: u8 = VERSION;
+}
+
+/// The outcome of one sign-in attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptResult {
+    /// Signed in.
+    Ok,
+    /// Wrong password.
+    BadPassword,
+    /// Right password, but login is disabled.
+    Disabled,
+}
+
+impl AttemptResult {
+    /// The name shown in the API (`ok`, `badpassword`, `disabled`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AttemptResult::Ok => "ok",
+            AttemptResult::BadPassword => "badpassword",
+            AttemptResult::Disabled => "disabled",
+        }
+    }
+}
+
+/// One sign-in attempt as stored (the time and account are in the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginAttemptRecord {
+    /// `Kind::code()` of the interface signed in to.
+    pub kind: u8,
+    /// The login address given (empty for the admin).
+    pub login_address: String,
+    /// Client IP.
+    pub ip: Option<IpAddr>,
+    /// User agent (bounded).
+    pub agent: String,
+    /// Outcome.
+    pub result: AttemptResult,
+}
+
+impl Record for LoginAttemptRecord {
+    const VERSION: u8 = 1;
 }
 
 /// A session as stored. The token itself is never stored: the key holds its hash.
@@ -69,31 +230,40 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_RECORD>()
 }
 
-/// Encodes a record with the current version byte.
-pub fn encode<T: Serialize>(rec: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![VERSION];
+/// Encodes a record with its current version byte.
+pub fn encode<T: Record>(rec: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![T::VERSION];
     bincode::serde::encode_into_std_write(rec, &mut out, config())
         .map_err(|e| StoreError::Encode(e.to_string()))?;
     Ok(out)
 }
 
-/// Decodes a record, checking version and length.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+/// Decodes a record, checking version and length; older versions go through
+/// [`Record::upgrade`].
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&VERSION, rest)) => {
+        Some((&v, rest)) if v == T::VERSION => decode_body(rest),
+        Some((&v, rest)) => {
             if rest.len() > MAX_RECORD {
                 return Err(StoreError::Decode("record too large".into()));
             }
-            let (v, used) = bincode::serde::decode_from_slice(rest, config())
-                .map_err(|e| StoreError::Decode(e.to_string()))?;
-            if used != rest.len() {
-                return Err(StoreError::Decode("trailing bytes after record".into()));
-            }
-            Ok(v)
+            T::upgrade(v, rest)
         }
-        Some((v, _)) => Err(StoreError::Decode(format!("unknown record version {v}"))),
         None => Err(StoreError::Decode("empty record".into())),
     }
+}
+
+/// Decodes one record body (no version byte): bounded, no trailing bytes.
+fn decode_body<T: DeserializeOwned>(rest: &[u8]) -> Result<T, StoreError> {
+    if rest.len() > MAX_RECORD {
+        return Err(StoreError::Decode("record too large".into()));
+    }
+    let (v, used) = bincode::serde::decode_from_slice(rest, config())
+        .map_err(|e| StoreError::Decode(e.to_string()))?;
+    if used != rest.len() {
+        return Err(StoreError::Decode("trailing bytes after record".into()));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -136,11 +306,36 @@ mod tests {
         assert!(decode::<SessionRecord>(&b).is_err(), "truncated");
     }
 
+    #[test]
+    fn account_v1_upgrades_to_v2() {
+        let v1 = AccountRecordV1 {
+            name: "mjl".into(),
+            full_name: "M".into(),
+            addresses: vec!["a@x".into(), "b@x".into()],
+            password: "phc".into(),
+            login_disabled: Some("no".into()),
+            created: 5,
+        };
+        let b = encode(&v1).expect("encode");
+        assert_eq!(b[0], 1);
+        let v2: AccountRecord = decode(&b).expect("upgrade");
+        assert_eq!(v2.name, "mjl");
+        assert_eq!(v2.addresses, v1.addresses);
+        assert_eq!(v2.login_disabled.as_deref(), Some("no"));
+        assert_eq!(v2.destinations.len(), 2);
+        assert_eq!(v2.destination("a@x"), Destination::default());
+        let again = encode(&v2).expect("encode");
+        assert_eq!(again[0], 2);
+        assert_eq!(decode::<AccountRecord>(&again).expect("decode"), v2);
+        assert!(decode::<AccountRecord>(&[3, 0]).is_err());
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(b in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode::<SessionRecord>(&b);
             let _ = decode::<AccountRecord>(&b);
+            let _ = decode::<LoginAttemptRecord>(&b);
         }
     }
 }

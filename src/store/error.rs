@@ -28,6 +28,9 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("decoding record: {0}")]
     Decode(String),
+    /// The actor that owns the records did not answer (busy or stopped).
+    #[error("store owner unavailable: {0}")]
+    Busy(String),
     /// A blocking task panicked or was cancelled.
     #[error("storage task failed")]
     Task,

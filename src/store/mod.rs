@@ -9,8 +9,10 @@
 //! Async callers run these functions on the blocking pool ([`blocking`]).
 
 pub mod accounts;
+pub mod attempts;
 pub mod codec;
 pub mod error;
+pub mod hooks;
 pub mod sessions;
 pub mod tables;
 
@@ -39,6 +41,7 @@ impl Stores {
         txn.open_table(tables::ADDRESSES)?;
         txn.open_table(tables::SESSIONS)?;
         txn.open_table(tables::SETTINGS)?;
+        txn.open_table(tables::LOGIN_ATTEMPTS)?;
         txn.commit()?;
         Ok(Stores {
             accounts: Arc::new(db),

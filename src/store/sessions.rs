@@ -78,6 +78,29 @@ pub fn remove_all_except(
     Ok(())
 }
 
+/// Client IP and user agent of a session at its creation.
+pub type CreatedBy = (Option<std::net::IpAddr>, String);
+
+/// [`CreatedBy`] of each of `hashes`, `None` where not stored (the session
+/// actor does not hold these in memory).
+pub fn created_info(
+    db: &Database,
+    account: &str,
+    hashes: &[TokenHash],
+) -> Result<Vec<Option<CreatedBy>>, StoreError> {
+    let txn = db.begin_read()?;
+    let t = txn.open_table(tables::SESSIONS)?;
+    let mut out = Vec::with_capacity(hashes.len());
+    for h in hashes {
+        let rec = t
+            .get((account, h.0))?
+            .map(|v| codec::decode::<SessionRecord>(v.value()))
+            .transpose()?;
+        out.push(rec.map(|r| (r.created_ip, r.created_agent)));
+    }
+    Ok(out)
+}
+
 /// The new last-use fields of one session.
 #[derive(Debug, Clone)]
 pub struct Extension {

@@ -8,6 +8,10 @@
 //! | `addresses` | login address (NFC) | account name | account administration |
 //! | `sessions` | (account name, SHA-256 of the session token) | [`SessionRecord`](super::codec::SessionRecord) | that account's session actor only |
 //! | `settings` | setting name (`admin-password`) | bytes | administration |
+//! | `login_attempts` | (account name, time in ms, sequence) | [`LoginAttemptRecord`](super::codec::LoginAttemptRecord) | the login-attempt writer ([`crate::attempts`]); account removal |
+//!
+//! In `login_attempts` the admin's own attempts use the empty account name,
+//! which no account can have.
 //!
 //! Never: defines a table anywhere else in the crate.
 
@@ -21,6 +25,11 @@ pub const ADDRESSES: TableDefinition<&str, &str> = TableDefinition::new("address
 pub const SESSIONS: TableDefinition<(&str, [u8; 32]), &[u8]> = TableDefinition::new("sessions");
 /// Setting name → value.
 pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+
+/// (account, unix ms, sequence) → encoded `LoginAttemptRecord`; iterate a
+/// range backwards for newest first.
+pub const LOGIN_ATTEMPTS: TableDefinition<(&str, u64, u32), &[u8]> =
+    TableDefinition::new("login_attempts");
 
 /// Key in [`SETTINGS`] of the admin password's PHC string.
 pub const ADMIN_PASSWORD: &str = "admin-password";

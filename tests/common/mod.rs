@@ -80,6 +80,11 @@ impl TestApp {
         TestApp::boot_timed(dir, ManualClock::starting_now(), 20, timing).await
     }
 
+    /// Starts on an existing data directory (provisioned already).
+    pub async fn boot_on(dir: tempfile::TempDir) -> TestApp {
+        TestApp::boot(dir, ManualClock::starting_now(), 20).await
+    }
+
     async fn boot(dir: tempfile::TempDir, clock: ManualClock, delay_ms: u64) -> TestApp {
         let timing = ActorTiming {
             tick: Duration::from_millis(200),

@@ -463,6 +463,7 @@ mod tests {
             shards: vec![deaf.clone()].into(),
             filter: Arc::new(FailureFilter::new()),
             shard_hasher: RandomState::new(),
+            allowlist: Arc::from(Vec::new()),
         };
         let start = tokio::time::Instant::now();
         assert_eq!(

@@ -69,7 +69,32 @@ impl TestApp {
         TestApp::boot(dir, clock, delay_ms).await
     }
 
+    /// Like [`TestApp::start_with`], with the configuration changed by `f`
+    /// (a restart goes back to the default configuration).
+    pub async fn start_configured(
+        accounts: &[(&str, &str, &str)],
+        delay_ms: u64,
+        f: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        provision(dir.path(), accounts);
+        let clock = ManualClock::starting_now();
+        let mut c = config(dir.path(), delay_ms);
+        f(&mut c);
+        TestApp::boot_config(dir, clock, delay_ms, c).await
+    }
+
     async fn boot(dir: tempfile::TempDir, clock: ManualClock, delay_ms: u64) -> TestApp {
+        let c = config(dir.path(), delay_ms);
+        TestApp::boot_config(dir, clock, delay_ms, c).await
+    }
+
+    async fn boot_config(
+        dir: tempfile::TempDir,
+        clock: ManualClock,
+        delay_ms: u64,
+        c: Config,
+    ) -> TestApp {
         let opts = StartOptions {
             clock: Arc::new(clock.clone()),
             timing: ActorTiming {
@@ -77,7 +102,7 @@ impl TestApp {
                 idle_stop: Duration::from_secs(3600),
             },
         };
-        let app = AppHandle::start(config(dir.path(), delay_ms), opts)
+        let app = AppHandle::start(c, opts)
             .await
             .expect("start app");
         TestApp {
@@ -212,6 +237,8 @@ pub struct Browser {
     pub cookies: BTreeMap<(String, String), String>,
     pub csrf: Option<String>,
     pub agent: String,
+    /// Headers sent with every request (e.g. X-Forwarded-For).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -222,6 +249,7 @@ impl Browser {
             cookies: BTreeMap::new(),
             csrf: None,
             agent: "postern-test/1".into(),
+            extra_headers: Vec::new(),
         }
     }
 
@@ -288,6 +316,9 @@ impl Browser {
             headers.push(("cookie", c.as_str()));
         }
         headers.extend_from_slice(extra);
+        for (k, v) in &self.extra_headers {
+            headers.push((k.as_str(), v.as_str()));
+        }
         let r = send_from(self.from, self.addr, method, path, &headers, body).await;
         self.store(&r);
         r

@@ -539,4 +539,114 @@ mod tests {
         let e = Config::parse(&format!("bad_auth_delay_ms = 100000\n{base}")).expect_err("delay");
         assert!(e.to_string().starts_with("bad_auth_delay_ms"), "{e}");
     }
+
+    #[test]
+    fn example_file_loads() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/postern.example.toml"
+        ));
+        let c = Config::load(path).expect("the documented example is valid");
+        assert_eq!(c.listeners.len(), 2);
+        assert!(c.listeners[0].forwarded);
+        assert_eq!(c.listeners[0].trusted_proxies.len(), 2);
+        assert!(c.listeners[0].interfaces[0].secure_cookie_prefix);
+        let tls = c.listeners[1].tls.as_ref().expect("tls");
+        assert_eq!(tls.cert, Path::new("/etc/postern/tls/fullchain.pem"));
+        assert_eq!(c.sessions, SessionsConfig::default());
+        assert_eq!(c.ratelimit.limits(), crate::ratelimit::Limits::default());
+        assert_eq!(c.ratelimit.allowlist.len(), 2);
+        assert_eq!(
+            c.metrics_address,
+            Some("127.0.0.1:1081".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_key() {
+        let base = "data_dir = \"d\"\n[[listener]]\naddress = \"127.0.0.1:1\"\n[[listener.interface]]\nkind = \"webaccount\"\nprefix = \"/account/\"\n";
+        let cases: &[(&str, &str)] = &[
+            (
+                "[sessions.webaccount]\nidle_secs = 10\nmax_lifetime_secs = 100\n",
+                "sessions.webaccount.idle_secs",
+            ),
+            (
+                "[sessions.webadmin]\nidle_secs = 7200\nmax_lifetime_secs = 3600\n",
+                "sessions.webadmin.max_lifetime_secs",
+            ),
+            (
+                "[sessions.webmail]\nidle_secs = 7200\n",
+                "max_lifetime_secs",
+            ),
+            ("[sessions]\nwebfoo = 1\n", "webfoo"),
+            (
+                "[ratelimit]\nallowlist = [\"10.0.0.0/33\"]\n",
+                "10.0.0.0/33",
+            ),
+            ("[ratelimit]\nwindow = []\n", "ratelimit.window"),
+            (
+                "[[ratelimit.window]]\nsecs = 0\nlimits = [1, 2, 3]\n",
+                "ratelimit.window[0].secs",
+            ),
+            (
+                "[[ratelimit.window]]\nsecs = 60\nlimits = [1, 2]\n",
+                "limits",
+            ),
+            ("[ratelimit]\nmax_entries = 1\n", "ratelimit.max_entries"),
+            ("[limits]\napi_body_bytes = 10\n", "limits.api_body_bytes"),
+            (
+                "[limits]\nheader_timeout_secs = 0\n",
+                "limits.header_timeout_secs",
+            ),
+            ("[limits]\nbody = 1\n", "body"),
+            ("log_level = \"loud\"\n", "log_level"),
+            ("metrics_address = \"nowhere\"\n", "metrics_address"),
+            (
+                "[password_hash]\nmemory_kib = 1\niterations = 1\nparallelism = 1\n",
+                "password_hash",
+            ),
+        ];
+        for (extra, key) in cases {
+            // tables go after the listener, plain keys before it
+            let text = if extra.starts_with('[') {
+                format!("{base}{extra}")
+            } else {
+                format!("{extra}{base}")
+            };
+            let e = Config::parse(&text).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra:?}: {e}");
+        }
+        let listener_cases: &[(&str, &str)] = &[
+            ("forwarded = true\n", "listener[0].trusted_proxies"),
+            (
+                "trusted_proxies = [\"127.0.0.1\"]\n",
+                "listener[0].trusted_proxies",
+            ),
+            (
+                "forwarded = true\ntrusted_proxies = [\"nonsense\"]\n",
+                "nonsense",
+            ),
+            (
+                "tls = { cert = \"\", key = \"k\" }\n",
+                "listener[0].tls.cert",
+            ),
+            ("tls = { cert = \"c\" }\n", "key"),
+            ("proxy = true\n", "proxy"),
+        ];
+        for (extra, key) in listener_cases {
+            let text = base.replace(
+                "address = \"127.0.0.1:1\"\n",
+                &format!("address = \"127.0.0.1:1\"\n{extra}"),
+            );
+            let e = Config::parse(&text).expect_err(extra);
+            assert!(e.to_string().contains(key), "{extra:?}: {e}");
+        }
+        let e = Config::parse(&format!("{base}secure_cookie_prefix = true\n"))
+            .expect_err("secure prefix on plain http");
+        assert!(
+            e.to_string()
+                .starts_with("listener[0].interface[0].secure_cookie_prefix"),
+            "{e}"
+        );
+    }
 }

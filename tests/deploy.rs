@@ -18,10 +18,7 @@ use serde_json::json;
 const ACCOUNTS: &[(&str, &str, &str)] = &[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD)];
 
 fn forwarded(trusted: &[&str]) -> impl FnOnce(&mut Config) {
-    let trusted: Vec<_> = trusted
-        .iter()
-        .map(|s| s.parse().expect("cidr"))
-        .collect();
+    let trusted: Vec<_> = trusted.iter().map(|s| s.parse().expect("cidr")).collect();
     move |c: &mut Config| {
         c.listeners[0].forwarded = true;
         c.listeners[0].trusted_proxies = trusted;
@@ -42,11 +39,15 @@ async fn trusted_proxy_right_most_entry_is_the_client() {
     let mut b = t.browser().with_ip("127.0.0.1");
     for i in 0..10 {
         xff(&mut b, &format!("10.9.9.{i}, 198.51.100.7"));
-        let r = b.login("/account/", Some(DEMO_ADDRESS), "wrong-password").await;
+        let r = b
+            .login("/account/", Some(DEMO_ADDRESS), "wrong-password")
+            .await;
         assert_eq!(r.error_code().as_deref(), Some("user:loginFailed"), "{i}");
     }
     xff(&mut b, "203.0.113.1, 198.51.100.7");
-    let r = b.login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD).await;
+    let r = b
+        .login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD)
+        .await;
     assert_eq!(r.error_message(), "too many authentication attempts");
     // Another client behind the same proxy is not affected.
     xff(&mut b, "198.51.100.200");
@@ -56,7 +57,9 @@ async fn trusted_proxy_right_most_entry_is_the_client() {
     // A trusted proxy appended after the client is skipped.
     let mut c = t.browser().with_ip("127.0.0.1");
     xff(&mut c, "198.51.100.7, 127.0.0.1");
-    let r = c.login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD).await;
+    let r = c
+        .login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD)
+        .await;
     assert_eq!(r.error_message(), "too many authentication attempts");
     t.stop().await;
 }
@@ -69,12 +72,16 @@ async fn untrusted_peer_headers_are_ignored() {
         .push(("x-forwarded-proto".into(), "https".into()));
     for i in 0..10 {
         xff(&mut b, &format!("198.51.100.{i}"));
-        let r = b.login("/account/", Some(DEMO_ADDRESS), "wrong-password").await;
+        let r = b
+            .login("/account/", Some(DEMO_ADDRESS), "wrong-password")
+            .await;
         assert_eq!(r.error_code().as_deref(), Some("user:loginFailed"), "{i}");
     }
     // Every attempt counted against the peer, whatever the header said.
     xff(&mut b, "198.51.100.99");
-    let r = b.login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD).await;
+    let r = b
+        .login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD)
+        .await;
     assert_eq!(r.error_message(), "too many authentication attempts");
     // And X-Forwarded-Proto did not make cookies Secure.
     let prep = b.api("/account/", "LoginPrep", json!([])).await;
@@ -130,8 +137,15 @@ async fn forwarded_without_header_is_no_auth_with_proxy_hint() {
         "missing login token cookie (hint: reverse proxy must keep path, for login cookie)"
     );
     // No X-Forwarded-For from the trusted proxy: no client IP.
-    let r = b.login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD).await;
-    assert_eq!(r.error_code().as_deref(), Some("user:noAuth"), "{}", r.text());
+    let r = b
+        .login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD)
+        .await;
+    assert_eq!(
+        r.error_code().as_deref(),
+        Some("user:noAuth"),
+        "{}",
+        r.text()
+    );
     // With the header it works; the session check without it is noAuth.
     xff(&mut b, "198.51.100.1");
     b.login_account().await;
@@ -184,7 +198,9 @@ async fn allowlisted_addresses_are_never_limited() {
     .await;
     let mut b = t.browser().with_ip("127.0.0.9");
     for i in 0..15 {
-        let r = b.login("/account/", Some(DEMO_ADDRESS), "wrong-password").await;
+        let r = b
+            .login("/account/", Some(DEMO_ADDRESS), "wrong-password")
+            .await;
         assert_eq!(r.error_code().as_deref(), Some("user:loginFailed"), "{i}");
     }
     b.login_account().await;
@@ -194,7 +210,9 @@ async fn allowlisted_addresses_are_never_limited() {
         n.login("/account/", Some(DEMO_ADDRESS), "wrong-password")
             .await;
     }
-    let r = n.login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD).await;
+    let r = n
+        .login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD)
+        .await;
     assert_eq!(r.error_message(), "too many authentication attempts");
     t.stop().await;
 }
@@ -271,7 +289,10 @@ async fn tls_connect(
 fn login_prep_request(addr: std::net::SocketAddr) -> hyper::Request<Full<Bytes>> {
     hyper::Request::builder()
         .method("POST")
-        .uri(format!("https://localhost:{}/account/api/LoginPrep", addr.port()))
+        .uri(format!(
+            "https://localhost:{}/account/api/LoginPrep",
+            addr.port()
+        ))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(b"{\"params\":[]}")))
         .expect("request")
@@ -279,8 +300,7 @@ fn login_prep_request(addr: std::net::SocketAddr) -> hyper::Request<Full<Bytes>>
 
 async fn tls_app() -> (TestApp, std::path::PathBuf) {
     let certs = tempfile::tempdir().expect("tempdir").keep();
-    let (cert, key) =
-        postern::http::tls::self_signed(&certs, &["localhost".into()]).expect("cert");
+    let (cert, key) = postern::http::tls::self_signed(&certs, &["localhost".into()]).expect("cert");
     let t = TestApp::start_configured(ACCOUNTS, 1, move |c| {
         c.listeners[0].tls = Some(TlsConfig { cert, key });
     })
@@ -296,9 +316,10 @@ async fn tls_http2_and_http1_with_secure_cookies() {
     // HTTP/2 by ALPN
     let tls = tls_connect(t.addr, &cert, &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .expect("h2 handshake");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
     let resp = send
         .send_request(login_prep_request(t.addr))
@@ -306,9 +327,18 @@ async fn tls_http2_and_http1_with_secure_cookies() {
         .expect("h2 request");
     assert_eq!(resp.version(), hyper::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
-    let cookie = resp.headers()["set-cookie"].to_str().expect("ascii").to_string();
-    assert!(cookie.starts_with("webaccountlogin=") && cookie.contains("; Secure"), "{cookie}");
-    assert_eq!(resp.headers()["strict-transport-security"], "max-age=31536000");
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        cookie.starts_with("webaccountlogin=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     assert!(body.starts_with(b"{\"result\":"), "{body:?}");
 
@@ -323,7 +353,12 @@ async fn tls_http2_and_http1_with_secure_cookies() {
         .await
         .expect("h1 request");
     assert_eq!(resp.version(), hyper::Version::HTTP_11);
-    assert!(resp.headers()["set-cookie"].to_str().expect("ascii").contains("; Secure"));
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .contains("; Secure")
+    );
     t.stop().await;
     let _ = std::fs::remove_dir_all(certs);
 }
@@ -335,9 +370,10 @@ async fn tls_reload_keeps_connections_and_serves_the_new_certificate() {
     let old = std::fs::read(&cert).expect("read");
 
     let tls = tls_connect(t.addr, &cert, &[b"h2"]).await;
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .expect("h2 handshake");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
 
     // new certificate on disk, reload (what SIGHUP does)

@@ -25,7 +25,10 @@ async fn scrape(t: &TestApp) -> (Scrape, String) {
     assert_eq!(r.status, 200);
     let text = r.text();
     let mut m = Scrape::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').expect("series value");
         let key = match series.split_once('{') {
             Some((name, labels)) => {
@@ -64,9 +67,13 @@ async fn counters_move_by_exactly_what_happened() {
     adm.login_admin().await;
     // one bad password, one unknown user
     let mut x = t.browser();
-    let r = x.login("/account/", Some(DEMO_ADDRESS), "wrong-password").await;
+    let r = x
+        .login("/account/", Some(DEMO_ADDRESS), "wrong-password")
+        .await;
     assert_eq!(r.error_code().as_deref(), Some("user:loginFailed"));
-    let r = x.login("/account/", Some("nobody@localhost"), "whatever1").await;
+    let r = x
+        .login("/account/", Some("nobody@localhost"), "whatever1")
+        .await;
     assert_eq!(r.error_code().as_deref(), Some("user:loginFailed"));
     // three good session uses
     for _ in 0..3 {
@@ -91,7 +98,9 @@ async fn counters_move_by_exactly_what_happened() {
         l.login("/account/", Some(DEMO_ADDRESS), "wrong-password")
             .await;
     }
-    let r = l.login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD).await;
+    let r = l
+        .login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD)
+        .await;
     assert_eq!(r.error_message(), "too many authentication attempts");
 
     // The session gauge is updated by the actor right after it answers.
@@ -125,7 +134,9 @@ async fn counters_move_by_exactly_what_happened() {
         4.0
     );
     assert_eq!(
-        d("postern_api_errors_total{code=\"user:badAuth\",function=\"Version\",kind=\"webaccount\"}"),
+        d(
+            "postern_api_errors_total{code=\"user:badAuth\",function=\"Version\",kind=\"webaccount\"}"
+        ),
         1.0
     );
     assert_eq!(
@@ -133,7 +144,9 @@ async fn counters_move_by_exactly_what_happened() {
         1.0
     );
     assert_eq!(
-        d("postern_api_errors_total{code=\"sherpa:badFunction\",function=\"other\",kind=\"webaccount\"}"),
+        d(
+            "postern_api_errors_total{code=\"sherpa:badFunction\",function=\"other\",kind=\"webaccount\"}"
+        ),
         1.0
     );
     // Login: 2 ok + 1 bad + 1 unknown + 10 bad + 1 limited
@@ -142,7 +155,9 @@ async fn counters_move_by_exactly_what_happened() {
         15.0
     );
     assert_eq!(
-        d("postern_api_errors_total{code=\"user:loginFailed\",function=\"Login\",kind=\"webaccount\"}"),
+        d(
+            "postern_api_errors_total{code=\"user:loginFailed\",function=\"Login\",kind=\"webaccount\"}"
+        ),
         12.0
     );
     assert_eq!(
@@ -163,11 +178,19 @@ async fn counters_move_by_exactly_what_happened() {
 
     // histograms are histograms
     assert!(
-        text.contains("postern_http_request_duration_seconds_bucket{kind=\"webaccount\",le=\"0.005\"}"),
+        text.contains(
+            "postern_http_request_duration_seconds_bucket{kind=\"webaccount\",le=\"0.005\"}"
+        ),
         "{text}"
     );
     // no accounts, addresses, unknown function names or tokens in labels
-    for bad in ["demo", "127.0.0", "NoSuchFunctionXyz", "nospace", "localhost"] {
+    for bad in [
+        "demo",
+        "127.0.0",
+        "NoSuchFunctionXyz",
+        "nospace",
+        "localhost",
+    ] {
         assert!(!text.contains(bad), "{bad} in metrics:\n{text}");
     }
     t.stop().await;

@@ -120,9 +120,16 @@ prefix = "/account/"
         .filter(|l| l.contains("postern::request"))
         .collect();
     assert_eq!(requests.len(), 3, "LoginPrep, Login, Version:\n{log}");
-    assert!(requests[2].contains("account=\"demo\"") || requests[2].contains("account=demo"), "{log}");
+    assert!(
+        requests[2].contains("account=\"demo\"") || requests[2].contains("account=demo"),
+        "{log}"
+    );
     assert!(requests[2].contains("status=200"), "{log}");
-    let token = session_cookie.trim_matches('"').split(' ').next().expect("token");
+    let token = session_cookie
+        .trim_matches('"')
+        .split(' ')
+        .next()
+        .expect("token");
     for secret in [DEMO_PASSWORD, csrf.as_str(), token] {
         assert!(!log.contains(secret), "secret in log:\n{log}");
     }

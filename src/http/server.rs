@@ -121,7 +121,8 @@ async fn serve_inner<F, Fut>(
             async move { Ok::<_, Infallible>(fut.await) }
         });
         let Some(tls) = &tls else {
-            let conn = graceful.watch(http1_builder(&opts).serve_connection(TokioIo::new(stream), service));
+            let conn = graceful
+                .watch(http1_builder(&opts).serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
                 let _ = conn.await;
                 drop(permit);
@@ -131,14 +132,15 @@ async fn serve_inner<F, Fut>(
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(opts.header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let stream =
+                match tokio::time::timeout(opts.header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = TokioIo::new(stream);
             if h2 {

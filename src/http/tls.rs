@@ -146,8 +146,8 @@ mod tests {
     #[test]
     fn self_signed_loads_and_reloads() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (c, k) = self_signed(dir.path(), &["localhost".into(), "127.0.0.1".into()])
-            .expect("generate");
+        let (c, k) =
+            self_signed(dir.path(), &["localhost".into(), "127.0.0.1".into()]).expect("generate");
         let t = ReloadableTls::new(c.clone(), k.clone()).expect("load");
         let before = t.current();
         assert_eq!(before.alpn_protocols[0], b"h2");
@@ -169,8 +169,11 @@ mod tests {
 
     #[test]
     fn missing_files_name_the_file() {
-        let e = load(Path::new("/nonexistent/c.pem"), Path::new("/nonexistent/k.pem"))
-            .expect_err("missing");
+        let e = load(
+            Path::new("/nonexistent/c.pem"),
+            Path::new("/nonexistent/k.pem"),
+        )
+        .expect_err("missing");
         assert!(e.to_string().contains("/nonexistent/c.pem"), "{e}");
     }
 }

@@ -55,7 +55,9 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -257,7 +259,14 @@ mod tests {
         assert!(!v6.contains(ip("10.0.0.1")));
         let all: Cidr = "0.0.0.0/0".parse().expect("all");
         assert!(all.contains(ip("203.0.113.9")));
-        for bad in ["", "10.0.0.0/33", "::/129", "foo", "10.0.0.0/", "10.0.0.0/x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "foo",
+            "10.0.0.0/",
+            "10.0.0.0/x",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
     }
@@ -335,7 +344,10 @@ mod tests {
         assert!(resolve(p, &t, x, &[b"HTTPS"], false).https);
         assert!(!resolve(p, &t, x, &[b"http"], true).https);
         assert!(resolve(p, &t, x, &[b"http, https"], false).https);
-        assert!(resolve(p, &t, x, &[], true).https, "no header: the listener's");
+        assert!(
+            resolve(p, &t, x, &[], true).https,
+            "no header: the listener's"
+        );
         assert!(!resolve(p, &t, x, &[], false).https);
     }
 

@@ -102,9 +102,7 @@ impl TestApp {
                 idle_stop: Duration::from_secs(3600),
             },
         };
-        let app = AppHandle::start(c, opts)
-            .await
-            .expect("start app");
+        let app = AppHandle::start(c, opts).await.expect("start app");
         TestApp {
             addr: app.addresses[0],
             metrics: app.metrics_address,

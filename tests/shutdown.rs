@@ -140,3 +140,33 @@ fn read_all(mut r: impl std::io::Read) -> String {
     let _ = r.read_to_string(&mut s);
     s
 }
+
+#[test]
+fn serve_refuses_a_bad_configuration_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("postern.toml");
+    for (text, key) in [
+        (
+            "data_dir = \"d\"\ncolour = 1\n[[listener]]\naddress = \"127.0.0.1:0\"\n[[listener.interface]]\nkind = \"webaccount\"\nprefix = \"/account/\"\n",
+            "colour",
+        ),
+        (
+            "data_dir = \"d\"\n[[listener]]\naddress = \"127.0.0.1:0\"\nforwarded = true\n[[listener.interface]]\nkind = \"webaccount\"\nprefix = \"/account/\"\n",
+            "listener[0].trusted_proxies",
+        ),
+        (
+            "data_dir = \"d\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"missing.pem\", key = \"missing-key.pem\" }\n[[listener.interface]]\nkind = \"webaccount\"\nprefix = \"/account/\"\n",
+            "missing.pem",
+        ),
+    ] {
+        std::fs::write(&config, text).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_postern"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run postern");
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{key} not in {err}");
+    }
+}

@@ -170,3 +170,98 @@ fn serve_refuses_a_bad_configuration_naming_the_key() {
         assert!(err.contains(key), "{key} not in {err}");
     }
 }
+
+/// `localserve` serves HTTPS on IP:1443 with a self-signed certificate it
+/// generates and prints the path of; a TLS client trusting that file gets
+/// HTTP/2 and Secure cookies. (A loopback address of its own keeps the fixed
+/// ports free of other tests.)
+#[tokio::test]
+async fn localserve_serves_https_with_its_self_signed_certificate() {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rustls_pki_types::pem::PemObject as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ip = "127.83.17.9";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["localserve", "--ip", ip, "--dir"])
+        .arg(dir.path().join("local"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn postern");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut cert = None;
+    let mut printed = String::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        printed.push_str(&line);
+        if let Some(rest) = line.split("self-signed certificate ").nth(1) {
+            cert = Some(std::path::PathBuf::from(rest.trim().trim_end_matches(')')));
+        }
+        if line.starts_with("stop with") {
+            break;
+        }
+    }
+    let cert = cert.unwrap_or_else(|| panic!("no certificate path in:\n{printed}"));
+    assert!(
+        printed.contains(&format!("https://{ip}:1443/account/")),
+        "{printed}"
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(&cert).expect("pem") {
+        roots.add(c.expect("cert")).expect("root");
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let addr: std::net::SocketAddr = format!("{ip}:1443").parse().expect("addr");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name =
+        rustls_pki_types::ServerName::IpAddress(ip.parse::<std::net::IpAddr>().expect("ip").into());
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .expect("handshake with the printed certificate");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2");
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri(format!("https://{addr}/account/api/LoginPrep"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"params\":[]}")))
+        .expect("request");
+    let resp = send.send_request(req).await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .contains("; Secure")
+    );
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "{exit}");
+}

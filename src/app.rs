@@ -1,9 +1,12 @@
 //! Starting and stopping one postern instance.
 //!
-//! Owns the start-up order (open the databases, start the actors, bind the
-//! listeners, serve) and the shutdown order (stop accepting, let requests
-//! finish, write pending session extensions, stop the actors, close the
-//! databases). [`AppHandle`] is what `main` and the integration tests hold.
+//! Owns the start-up order (open the databases, start the actors, load TLS
+//! certificates, bind the listeners — plain, TLS, forwarded — serve) and the
+//! shutdown order: stop accepting, let in-flight requests finish (at most
+//! [`GRACE`]), write pending session extensions, stop the admin and
+//! rate-limiter actors; the databases close when the last handle is dropped
+//! (at process exit for the binary). [`AppHandle`] is what `main` and the
+//! integration tests hold; [`AppHandle::reload_tls`] is what SIGHUP calls.
 //!
 //! Never: keeps global state: two instances in one process (tests) are
 //! independent, except for the process-wide metrics recorder.
@@ -70,7 +73,7 @@ pub struct AppHandle {
 }
 
 /// How long in-flight requests get at shutdown.
-const GRACE: Duration = Duration::from_secs(10);
+pub const GRACE: Duration = Duration::from_secs(10);
 
 impl AppHandle {
     /// Starts an instance: databases, actors, listeners.

@@ -17,6 +17,12 @@
 //! | `P api/` | GET | session + csrf header | function list |
 //! | anything else under `P` | any | session | 403 text without, 404 with |
 //!
+//! The client IP and scheme come from [`client`] (the peer, or trusted
+//! reverse proxies' headers on a forwarded listener). Every request gets one
+//! log line (target `postern::request`) and the HTTP metrics; HTTPS answers
+//! get `Strict-Transport-Security`. TLS and connection handling are in
+//! [`server`] and [`tls`].
+//!
 //! Never: decides protocol outcomes itself; reads a body before the caller is
 //! authenticated (except sign-in calls) or without a size bound.
 

@@ -232,10 +232,58 @@ fn trim(b: &[u8]) -> &[u8] {
     b.trim_ascii()
 }
 
+/// The body of a fuzz target: splits `data` into a peer, trusted networks
+/// and header values and checks [`resolve`]'s invariants (it never panics;
+/// an untrusted peer is always the client; a resolved client is never a
+/// trusted proxy unless every entry was one). A normal test runs it over
+/// seeds, so stable CI exercises it without a fuzzer.
+pub fn fuzz_resolve(data: &[u8]) {
+    let mut parts = data.split(|&b| b == b'\n');
+    let peer = parts
+        .next()
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.parse::<IpAddr>().ok())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let trusted: Vec<Cidr> = parts
+        .next()
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .map(|p| p.split(' ').filter_map(|c| c.parse().ok()).collect())
+        .unwrap_or_default();
+    let xff: Vec<&[u8]> = parts.next().into_iter().collect();
+    let proto: Vec<&[u8]> = parts.collect();
+    let r = resolve(peer, &trusted, &xff, &proto, false);
+    if !listed(&trusted, peer) {
+        assert_eq!(r.client_ip, Some(peer.to_canonical()));
+        assert!(!r.https && !r.via_proxy);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn fuzz_seeds() {
+        let seeds: &[&[u8]] = &[
+            b"",
+            b"127.0.0.1\n127.0.0.0/8\n1.2.3.4, 5.6.7.8\nhttps",
+            b"10.0.0.1\n10.0.0.0/8 ::1\n[2001:db8::1]:80,10.0.0.2\nhttp,https",
+            b"203.0.113.1\n127.0.0.1\n1.1.1.1\nhttps",
+            b"::1\n::1/128\n\xff\xfe,,,\n\x00",
+            b"127.0.0.1\n0.0.0.0/0\n1.2.3.4:99999, garbage, 1.2.3.4",
+        ];
+        for s in seeds {
+            fuzz_resolve(s);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_body_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            fuzz_resolve(&data);
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

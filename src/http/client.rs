@@ -5,7 +5,11 @@
 //! Owns the listener's trusted-proxy list and the "every request comes from
 //! one address" watch, which warns once in the log when a listener looks like
 //! it sits behind a proxy it does not know about (all clients would then share
-//! one rate-limit budget).
+//! one rate-limit budget): on a forwarded listener when the first
+//! [`ONE_ADDRESS_WARN_AFTER`] resolved clients are one address (a proxy hop
+//! missing from `trusted_proxies`), on a plain one when they are one address
+//! and requests carry `X-Forwarded-For` (a proxy in front, `forwarded` off).
+//! One person using `localserve` sends no such header and gets no warning.
 //!
 //! Never: believes forwarding headers from a peer that is not a trusted proxy;
 //! logs client addresses.
@@ -27,6 +31,10 @@ pub struct ClientIdent {
     /// `Some` on a forwarded listener: the proxies whose headers are believed.
     trusted: Option<Vec<Cidr>>,
     watch: OneAddress,
+    /// A request carried `X-Forwarded-For` (direct listeners).
+    saw_forwarding_header: AtomicBool,
+    /// The warning was logged.
+    warned: AtomicBool,
 }
 
 impl ClientIdent {
@@ -39,7 +47,7 @@ impl ClientIdent {
     pub fn forwarded(trusted: Vec<Cidr>) -> ClientIdent {
         ClientIdent {
             trusted: Some(trusted),
-            watch: OneAddress::default(),
+            ..ClientIdent::default()
         }
     }
 
@@ -71,7 +79,7 @@ impl ClientIdent {
             }
         };
         if let Some(ip) = r.client_ip {
-            if self.watch.observe(ip) {
+            if self.should_warn(ip, headers.contains_key("x-forwarded-for")) {
                 if self.is_forwarded() {
                     tracing::warn!(
                         "every request so far seems to come from one address: is a proxy in front of postern missing from trusted_proxies? All clients share one rate-limit budget"
@@ -85,6 +93,16 @@ impl ClientIdent {
         }
         r
     }
+
+    /// Feeds the watch; true once, when the warning is due.
+    fn should_warn(&self, ip: IpAddr, has_forwarding_header: bool) -> bool {
+        if has_forwarding_header {
+            self.saw_forwarding_header.store(true, Ordering::Relaxed);
+        }
+        self.watch.observe(ip)
+            && (self.is_forwarded() || self.saw_forwarding_header.load(Ordering::Relaxed))
+            && !self.warned.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// Watches whether every request comes from the same address.
@@ -96,8 +114,9 @@ pub struct OneAddress {
 }
 
 impl OneAddress {
-    /// Records a request from `ip`; true exactly once, when
-    /// [`ONE_ADDRESS_WARN_AFTER`] requests all came from one address.
+    /// Records a request from `ip`; true from the
+    /// [`ONE_ADDRESS_WARN_AFTER`]th request on, as long as all came from one
+    /// address.
     pub fn observe(&self, ip: IpAddr) -> bool {
         if self.differs.load(Ordering::Relaxed) {
             return false;
@@ -112,7 +131,7 @@ impl OneAddress {
             self.differs.store(true, Ordering::Relaxed);
             return false;
         }
-        self.same.fetch_add(1, Ordering::Relaxed) + 1 == ONE_ADDRESS_WARN_AFTER
+        self.same.fetch_add(1, Ordering::Relaxed) + 1 >= ONE_ADDRESS_WARN_AFTER
     }
 }
 
@@ -120,25 +139,37 @@ impl OneAddress {
 mod tests {
     use super::*;
 
+    const N: usize = ONE_ADDRESS_WARN_AFTER as usize;
+
     #[test]
-    fn warns_once_when_one_address() {
-        let w = OneAddress::default();
-        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
-        let warned: Vec<bool> = (0..ONE_ADDRESS_WARN_AFTER * 2)
-            .map(|_| w.observe(ip))
-            .collect();
+    fn forwarded_listener_warns_once_when_one_address() {
+        let c = ClientIdent::forwarded(vec!["10.0.0.1".parse().expect("cidr")]);
+        let ip: IpAddr = "198.51.100.1".parse().expect("ip");
+        let warned: Vec<bool> = (0..N * 2).map(|_| c.should_warn(ip, true)).collect();
         assert_eq!(warned.iter().filter(|w| **w).count(), 1);
-        assert!(warned[usize::try_from(ONE_ADDRESS_WARN_AFTER - 1).expect("small")]);
+        assert!(warned[N - 1]);
     }
 
     #[test]
     fn no_warning_with_two_addresses() {
-        let w = OneAddress::default();
+        let c = ClientIdent::forwarded(vec!["10.0.0.1".parse().expect("cidr")]);
         let a: IpAddr = "127.0.0.1".parse().expect("ip");
         let b: IpAddr = "127.0.0.2".parse().expect("ip");
-        assert!(!w.observe(a));
-        assert!(!w.observe(b));
-        assert!((0..ONE_ADDRESS_WARN_AFTER * 2).all(|_| !w.observe(a)));
+        assert!(!c.should_warn(a, true));
+        assert!(!c.should_warn(b, true));
+        assert!((0..N * 2).all(|_| !c.should_warn(a, true)));
+    }
+
+    #[test]
+    fn direct_listener_warns_only_when_a_proxy_header_shows_up() {
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        // localserve: one person, no proxy headers
+        let c = ClientIdent::direct();
+        assert!((0..N * 2).all(|_| !c.should_warn(ip, false)));
+        // a proxy in front of a listener without forwarded mode
+        let c = ClientIdent::direct();
+        let warned: Vec<bool> = (0..N * 2).map(|_| c.should_warn(ip, true)).collect();
+        assert_eq!(warned.iter().filter(|w| **w).count(), 1);
     }
 
     #[test]

@@ -108,6 +108,13 @@ async fn forwarded_proto_https_gives_secure_cookies_and_hsts() {
         r.header("strict-transport-security").as_deref(),
         Some("max-age=31536000")
     );
+    // every answer over https, also one outside the interfaces
+    let r = b.request("GET", "/nothing-here", &[], vec![]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.header("strict-transport-security").as_deref(),
+        Some("max-age=31536000")
+    );
     // plain http through the proxy: no Secure, no HSTS
     let mut p = t.browser().with_ip("127.0.0.1");
     xff(&mut p, "198.51.100.2");

@@ -158,6 +158,8 @@ async fn route(
     req: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
+    let client = lctx.client.resolve(peer.ip(), req.headers(), lctx.https);
+    log.https = client.https;
     let path = req.uri().path().to_string();
     let Some(iface) = lctx.interfaces.iter().find(|i| path.starts_with(&i.prefix)) else {
         if let Some(i) = lctx.interfaces.iter().find(|i| {
@@ -172,8 +174,6 @@ async fn route(
     log.kind = iface.kind.name();
     let sub = &path[iface.prefix.len()..];
     let (parts, body) = req.into_parts();
-    let client = lctx.client.resolve(peer.ip(), &parts.headers, lctx.https);
-    log.https = client.https;
     let view = RequestView {
         cookie_headers: parts
             .headers

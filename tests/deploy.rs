@@ -405,3 +405,26 @@ async fn tls_reload_keeps_connections_and_serves_the_new_certificate() {
     t.stop().await;
     let _ = std::fs::remove_dir_all(certs);
 }
+
+#[tokio::test]
+async fn rate_limit_windows_come_from_the_configuration() {
+    let t = TestApp::start_configured(ACCOUNTS, 1, |c| {
+        c.ratelimit.windows = vec![postern::config::WindowConfig {
+            secs: 3600,
+            limits: [2, 30, 90],
+        }];
+    })
+    .await;
+    let mut b = t.browser().with_ip("127.0.0.31");
+    for _ in 0..2 {
+        let r = b
+            .login("/account/", Some(DEMO_ADDRESS), "wrong-password")
+            .await;
+        assert_eq!(r.error_code().as_deref(), Some("user:loginFailed"));
+    }
+    let r = b
+        .login("/account/", Some(DEMO_ADDRESS), DEMO_PASSWORD)
+        .await;
+    assert_eq!(r.error_message(), "too many authentication attempts");
+    t.stop().await;
+}

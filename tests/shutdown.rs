@@ -1,4 +1,6 @@
-//! The real binary: `postern serve --config FILE`, a sign-in and a use of the
+//! The real binary and its signals. `postern serve --config FILE`: a
+//! configuration refused naming the key; SIGHUP reloading the TLS
+//! certificate; `localserve`'s HTTPS listener; and a sign-in and a use of the
 //! session, then SIGTERM. The session tick is 60 s, so only the shutdown
 //! flush can have written the use's lifetime extension; the test opens the
 //! database file afterwards and finds it there. It also reads the log the
@@ -255,6 +257,99 @@ async fn localserve_serves_https_with_its_self_signed_certificate() {
             .expect("ascii")
             .contains("; Secure")
     );
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "{exit}");
+}
+
+/// SIGHUP makes the running binary read its TLS certificate again.
+#[tokio::test]
+async fn sighup_reloads_the_tls_certificate() {
+    use std::sync::Arc;
+
+    use rustls_pki_types::pem::PemObject as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    provision(dir.path(), &[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD)]);
+    let tls = dir.path().join("tls");
+    postern::http::tls::self_signed(&tls, &["localhost".into()]).expect("cert");
+    let first = std::fs::read(tls.join("cert.pem")).expect("read");
+    let config = dir.path().join("postern.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\n[[listener.interface]]\nkind = \"webaccount\"\nprefix = \"/account/\"\n",
+    )
+    .expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn postern");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read stdout");
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on https://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("address");
+
+    // Handshake trusting only one certificate file's contents.
+    let handshake = |pem: Vec<u8>| async move {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.expect("cert")).expect("root");
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .is_ok()
+    };
+    assert!(handshake(first.clone()).await);
+
+    std::fs::remove_file(tls.join("cert.pem")).expect("rm");
+    std::fs::remove_file(tls.join("key.pem")).expect("rm");
+    postern::http::tls::self_signed(&tls, &["localhost".into()]).expect("new cert");
+    let second = std::fs::read(tls.join("cert.pem")).expect("read");
+    assert!(
+        !handshake(second.clone()).await,
+        "new cert not served before SIGHUP"
+    );
+
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !handshake(second.clone()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new certificate not served after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!handshake(first).await, "old certificate replaced");
 
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -172,3 +172,31 @@ pub struct RequestView<'a> {
     /// Whether the listener sits behind a reverse proxy (changes some hints).
     pub forwarded: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_prefix_only_over_https_and_when_configured() {
+        for kind in Kind::ALL {
+            let plain = Interface::new(kind, "/x/");
+            let secure = Interface {
+                secure_cookie_prefix: true,
+                ..plain.clone()
+            };
+            assert_eq!(plain.session_cookie(true), kind.session_cookie());
+            assert_eq!(plain.login_cookie(true), kind.login_cookie());
+            assert_eq!(secure.session_cookie(false), kind.session_cookie());
+            assert_eq!(secure.login_cookie(false), kind.login_cookie());
+            assert_eq!(
+                secure.session_cookie(true),
+                format!("__Secure-{}", kind.session_cookie())
+            );
+            assert_eq!(
+                secure.login_cookie(true),
+                format!("__Secure-{}", kind.login_cookie())
+            );
+        }
+    }
+}

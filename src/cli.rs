@@ -220,9 +220,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config } => {
             let c = Config::load(&config)?;
             telemetry::init_logging(&c.log_level);
+            let tls: Vec<bool> = c.listeners.iter().map(|l| l.tls.is_some()).collect();
             let app = AppHandle::start(c, StartOptions::default()).await?;
-            for a in &app.addresses {
-                tracing::info!(address = %a, "listening");
+            for (a, tls) in app.addresses.iter().zip(tls) {
+                let scheme = if tls { "https" } else { "http" };
+                tracing::info!(address = %a, scheme, "listening");
+                println!("listening on {scheme}://{a}/");
+            }
+            if let Some(m) = app.metrics_address {
+                println!("metrics on http://{m}/metrics");
             }
             wait_and_shutdown(app).await
         }
@@ -456,7 +462,17 @@ async fn localserve(dir: &Path, ip: IpAddr) -> anyhow::Result<()> {
     let config_path = dir.join("postern.toml");
     let fresh = !config_path.exists();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let config = Config::local(ip, PathBuf::from("data"));
+    let mut config = Config::local(ip, PathBuf::from("data"));
+    let tls_dir = dir.join("tls");
+    crate::http::tls::self_signed(&tls_dir, &["localhost".into(), ip.to_string()])
+        .context("making the self-signed certificate")?;
+    let mut https = config.listeners[0].clone();
+    https.address = std::net::SocketAddr::new(ip, 1443);
+    https.tls = Some(crate::config::TlsConfig {
+        cert: PathBuf::from("tls/cert.pem"),
+        key: PathBuf::from("tls/key.pem"),
+    });
+    config.listeners.push(https);
     let text = toml::to_string(&config).context("writing configuration")?;
     std::fs::write(
         &config_path,
@@ -501,6 +517,12 @@ async fn localserve(dir: &Path, ip: IpAddr) -> anyhow::Result<()> {
     println!("account: http://{http}/account/  (login {DEMO_ADDRESS} / {DEMO_PASSWORD})");
     println!("admin:   http://{http}/admin/    (password {ADMIN_PASSWORD})");
     println!("webmail: http://{http}/webmail/");
+    if let Some(https) = app.addresses.get(1) {
+        println!(
+            "https:   https://{https}/account/ (self-signed certificate {})",
+            tls_dir.join("cert.pem").display()
+        );
+    }
     if let Some(m) = app.metrics_address {
         println!("metrics: http://{m}/metrics");
     }
@@ -509,6 +531,25 @@ async fn localserve(dir: &Path, ip: IpAddr) -> anyhow::Result<()> {
 }
 
 async fn wait_and_shutdown(app: AppHandle) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            let stop = wait_for_signal();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = hup.recv() => {
+                        // Errors are logged by reload_tls; the old certificate stays.
+                        let _ = app.reload_tls();
+                    }
+                }
+            }
+            tracing::info!("shutting down");
+            return app.shutdown().await;
+        }
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     app.shutdown().await

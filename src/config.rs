@@ -84,6 +84,10 @@ pub struct Limits {
     /// Seconds a client has to send a request's headers.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request body, once its headers are in
+    /// (a body trickling in is cut off with an error).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
 }
 
 fn default_api_body() -> usize {
@@ -95,6 +99,9 @@ fn default_max_connections() -> usize {
 fn default_header_timeout() -> u64 {
     10
 }
+fn default_body_timeout() -> u64 {
+    30
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -102,6 +109,7 @@ impl Default for Limits {
             api_body_bytes: default_api_body(),
             max_connections: default_max_connections(),
             header_timeout_secs: default_header_timeout(),
+            body_timeout_secs: default_body_timeout(),
         }
     }
 }
@@ -212,6 +220,9 @@ impl Config {
         }
         if self.limits.header_timeout_secs == 0 {
             return Err(invalid("limits.header_timeout_secs", "at least 1"));
+        }
+        if self.limits.body_timeout_secs == 0 {
+            return Err(invalid("limits.body_timeout_secs", "at least 1"));
         }
         let h = self.password_hash;
         if argon2::Params::new(h.memory_kib, h.iterations, h.parallelism, None).is_err() {

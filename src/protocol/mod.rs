@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod cookie;
+pub mod crosssite;
 pub mod sherpa;
 
 use std::fmt;

@@ -34,8 +34,14 @@ fn parse_dict(text: &str) -> Vec<Vec<u8>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let start = line.find('"').unwrap_or_else(|| panic!("line {}: no quote", n + 1));
-        assert!(line.ends_with('"') && line.len() > start + 1, "line {}", n + 1);
+        let start = line
+            .find('"')
+            .unwrap_or_else(|| panic!("line {}: no quote", n + 1));
+        assert!(
+            line.ends_with('"') && line.len() > start + 1,
+            "line {}",
+            n + 1
+        );
         let body = line[start + 1..line.len() - 1].as_bytes();
         let mut v = Vec::new();
         let mut i = 0;
@@ -169,10 +175,10 @@ fn record_seeds_are_the_current_encoding() {
         let seed = fs::read(&path).expect("seed present (POSTERN_BLESS=1 to write)");
         assert_eq!(seed, enc, "{name}: stored format changed");
     }
-    let s: SessionRecord = codec::decode(&fs::read(dir.join("session")).expect("seed"))
-        .expect("decodes");
+    let s: SessionRecord =
+        codec::decode(&fs::read(dir.join("session")).expect("seed")).expect("decodes");
     assert_eq!(s, session());
-    let a: AccountRecord = codec::decode(&fs::read(dir.join("account")).expect("seed"))
-        .expect("decodes");
+    let a: AccountRecord =
+        codec::decode(&fs::read(dir.join("account")).expect("seed")).expect("decodes");
     assert_eq!(a, account());
 }

@@ -40,6 +40,9 @@ pub struct ServerOpts {
 /// Largest request head (request line and headers) a client may send.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// Most header fields in one request; more is answered 431.
+pub const MAX_HEADERS: usize = 100;
+
 /// Serves `svc` on `listener` until `shutdown` becomes true.
 pub async fn serve<F, Fut>(
     listener: TcpListener,
@@ -79,7 +82,9 @@ pub async fn serve<F, Fut>(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(opts.header_timeout)
-            .max_buf_size(MAX_HEAD_BYTES);
+            .max_buf_size(MAX_HEAD_BYTES)
+            .max_header_size(MAX_HEAD_BYTES)
+            .max_headers(MAX_HEADERS);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;

@@ -42,7 +42,7 @@ fn parse_dict(text: &str) -> Vec<Vec<u8>> {
             "line {}",
             n + 1
         );
-        let body = line[start + 1..line.len() - 1].as_bytes();
+        let body = &line.as_bytes()[start + 1..line.len() - 1];
         let mut v = Vec::new();
         let mut i = 0;
         while i < body.len() {

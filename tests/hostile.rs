@@ -343,6 +343,31 @@ async fn garbage_instead_of_http_gets_400_or_a_clean_close() {
     t.stop().await;
 }
 
+/// Source of forged request `i`: 10 000 addresses in 2 000 /21s of 127/8,
+/// so most forged cookies are counted and delayed rather than refused at
+/// once by the rate limiter.
+fn forged_source(i: usize) -> IpAddr {
+    let n = u32::try_from(i).expect("small");
+    IpAddr::V4(Ipv4Addr::from(
+        0x7f00_0000 | ((n % 2000) << 11) | (1 + n / 2000),
+    ))
+}
+
+/// Forged request `i`: well-formed tokens of no session, garbage, bad
+/// escaping, broken quoting, and a new unknown account name each time.
+fn forged_request(i: usize) -> Vec<u8> {
+    const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+    let cookie = match i % 5 {
+        0 => format!("webaccountsession=\"{TOKEN} demo\""),
+        1 => format!("webaccountsession={}", "g".repeat(i % 4000)),
+        2 => format!("webaccountsession=\"{TOKEN} %zz\""),
+        3 => format!("webaccountsession=\"x{i} y\"; a=\"b; c=\\"),
+        _ => format!("webaccountsession=\"{TOKEN} nosuch{i}\""),
+    };
+    format!("GET /account/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n")
+        .into_bytes()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_forged_cookies_keep_tasks_and_memory_bounded() {
     let _serial = SERIAL.lock().await;
@@ -380,22 +405,7 @@ async fn ten_thousand_forged_cookies_keep_tasks_and_memory_bounded() {
                 if i >= REQUESTS {
                     break;
                 }
-                // Sources spread over many /21s of 127/8, so most forged
-                // cookies are counted and delayed rather than refused at once.
-                let n = u32::try_from(i).expect("small");
-                let from = IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | ((n % 2000) << 11) | 1 + n / 2000));
-                let cookie = match i % 5 {
-                    0 => "webaccountsession=\"AAAAAAAAAAAAAAAAAAAAAA demo\"".to_string(),
-                    1 => format!("webaccountsession={}", "g".repeat(i % 4000)),
-                    2 => "webaccountsession=\"AAAAAAAAAAAAAAAAAAAAAA %zz\"".to_string(),
-                    3 => format!("webaccountsession=\"x{i} y\"; a=\"b; c=\\"),
-                    // A new unknown account name each time.
-                    _ => format!("webaccountsession=\"AAAAAAAAAAAAAAAAAAAAAA nosuch{i}\""),
-                };
-                let req = format!(
-                    "GET /account/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
-                );
-                let resp = raw(addr, Some(from), req.as_bytes()).await;
+                let resp = raw(addr, Some(forged_source(i)), &forged_request(i)).await;
                 match status(&resp) {
                     Some(403) => {
                         assert!(body(&resp).starts_with("403 - forbidden - "));
@@ -403,7 +413,10 @@ async fn ten_thousand_forged_cookies_keep_tasks_and_memory_bounded() {
                     Some(429) => {
                         limited.fetch_add(1, Ordering::Relaxed);
                     }
-                    other => panic!("request {i}: {other:?} {:?}", String::from_utf8_lossy(&resp)),
+                    other => {
+                        let text = String::from_utf8_lossy(&resp);
+                        panic!("request {i}: {other:?} {text:?}");
+                    }
                 }
                 answered.fetch_add(1, Ordering::Relaxed);
             }

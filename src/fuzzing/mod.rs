@@ -19,7 +19,7 @@
 //! and the binary never calls it), so neither tests nor the fuzz crate need a
 //! feature flag.
 //!
-//! Model targets ([`session_model`], [`ratelimit_model`]) read their input as
+//! Model targets ([`session_model()`], [`ratelimit_model()`]) read their input as
 //! a little program ([`Input`]): a few bytes of configuration, then
 //! operations, each checked against a naive reference model that keeps
 //! everything in plain vectors and recomputes answers the slow, obvious way

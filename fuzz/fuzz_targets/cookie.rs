@@ -6,6 +6,7 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let name = env!("CARGO_BIN_NAME");
-    let run = postern::fuzzing::target(name).expect("target registered in postern::fuzzing::TARGETS");
+    let run =
+        postern::fuzzing::target(name).expect("target registered in postern::fuzzing::TARGETS");
     run(data);
 });

@@ -115,6 +115,10 @@ pub fn cookie(data: &[u8]) {
         );
         assert!(line.ends_with("; HttpOnly; Secure; SameSite=Strict") == secure);
         assert!(line.ends_with("; HttpOnly; SameSite=Strict") != secure);
+        // Go quotes a value with a space or comma (a session value always
+        // has the space); browsers send the quotes back.
+        let quoted = format!("{}=\"{value}\"; Path=/p/", kind.session_cookie());
+        assert!(line.starts_with(&quoted), "not quoted like Go: {line}");
         let sent = line.split("; ").next().unwrap_or_default();
         // What a browser sends, after another cookie and a stray one.
         let header = format!("other=1; {sent}; {sent}x");

@@ -313,5 +313,11 @@ mod tests {
         );
         let e = Config::parse(&format!("bad_auth_delay_ms = 100000\n{base}")).expect_err("delay");
         assert!(e.to_string().starts_with("bad_auth_delay_ms"), "{e}");
+        let e = Config::parse(&format!("{base}[limits]\nbody_timeout_secs = 0\n"))
+            .expect_err("body timeout");
+        assert!(e.to_string().starts_with("limits.body_timeout_secs"), "{e}");
+        let c = Config::parse(&format!("{base}[limits]\nbody_timeout_secs = 2\n")).expect("ok");
+        assert_eq!(c.limits.body_timeout_secs, 2);
+        assert_eq!(Limits::default().body_timeout_secs, 30);
     }
 }

@@ -244,6 +244,10 @@ pub struct Limits {
     /// Seconds a client has to send a request's headers.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request body, once its headers are in
+    /// (a body trickling in is cut off with an error).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
 }
 
 fn default_api_body() -> usize {
@@ -255,6 +259,9 @@ fn default_max_connections() -> usize {
 fn default_header_timeout() -> u64 {
     10
 }
+fn default_body_timeout() -> u64 {
+    30
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -262,6 +269,7 @@ impl Default for Limits {
             api_body_bytes: default_api_body(),
             max_connections: default_max_connections(),
             header_timeout_secs: default_header_timeout(),
+            body_timeout_secs: default_body_timeout(),
         }
     }
 }
@@ -440,6 +448,9 @@ impl Config {
         if self.limits.header_timeout_secs == 0 {
             return Err(invalid("limits.header_timeout_secs", "at least 1"));
         }
+        if self.limits.body_timeout_secs == 0 {
+            return Err(invalid("limits.body_timeout_secs", "at least 1"));
+        }
         let h = self.password_hash;
         if argon2::Params::new(h.memory_kib, h.iterations, h.parallelism, None).is_err() {
             return Err(invalid(
@@ -538,6 +549,12 @@ mod tests {
         );
         let e = Config::parse(&format!("bad_auth_delay_ms = 100000\n{base}")).expect_err("delay");
         assert!(e.to_string().starts_with("bad_auth_delay_ms"), "{e}");
+        let e = Config::parse(&format!("{base}[limits]\nbody_timeout_secs = 0\n"))
+            .expect_err("body timeout");
+        assert!(e.to_string().starts_with("limits.body_timeout_secs"), "{e}");
+        let c = Config::parse(&format!("{base}[limits]\nbody_timeout_secs = 2\n")).expect("ok");
+        assert_eq!(c.limits.body_timeout_secs, 2);
+        assert_eq!(Limits::default().body_timeout_secs, 30);
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! | [`admin`] | admin sessions |
 //! | [`ratelimit`] | the failed-auth rate limiter |
 //! | [`credentials`] | password rules and hashing |
+//! | [`fuzzing`] | fuzz target bodies: properties of every parser and pure state machine |
 //! | [`store`] | redb files, tables, record codec |
 //! | [`http`] | the hyper layer |
 //! | [`app`] | start-up and shutdown |
@@ -47,6 +48,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod credentials;
+pub mod fuzzing;
 pub mod http;
 pub mod protocol;
 pub mod ratelimit;

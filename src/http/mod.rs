@@ -161,6 +161,10 @@ async fn route(
 ) -> Response<Body> {
     let client = lctx.client.resolve(peer.ip(), req.headers(), lctx.https);
     log.https = client.https;
+    let site = req.headers().get("sec-fetch-site").map(|v| v.as_bytes());
+    if let Some(msg) = crate::protocol::crosssite::refusal(req.method().as_str(), site) {
+        return response::text(StatusCode::FORBIDDEN, msg);
+    }
     let path = req.uri().path().to_string();
     let Some(iface) = lctx.interfaces.iter().find(|i| path.starts_with(&i.prefix)) else {
         if let Some(i) = lctx.interfaces.iter().find(|i| {
@@ -360,7 +364,8 @@ async fn call_function(
             "content-type must be application/json",
         ));
     }
-    let body = read_body(body, headers, services.limits.api_body_bytes).await?;
+    let timeout = std::time::Duration::from_secs(services.limits.body_timeout_secs);
+    let body = read_body(body, headers, services.limits.api_body_bytes, timeout).await?;
     let params = sherpa::parse_call(&body)?;
     let call = api::Call {
         services,
@@ -372,8 +377,13 @@ async fn call_function(
     api::call(call, function, params).await
 }
 
-/// Reads a body of at most `limit` bytes.
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a body of at most `limit` bytes, arriving within `timeout`.
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::user(format!("request body too large, limit is {limit} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -382,7 +392,13 @@ async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        return Err(ApiError::user(format!(
+            "timeout reading request body, limit is {} s",
+            timeout.as_secs()
+        )));
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(_) => Err(ApiError::user("error reading request body")),

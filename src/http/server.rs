@@ -56,6 +56,8 @@ pub const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 pub const H2_KEEPALIVE: Duration = Duration::from_secs(60);
 /// See [`H2_KEEPALIVE`].
 pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most header fields in one request; more is answered 431.
+pub const MAX_HEADERS: usize = 100;
 
 /// Serves `svc` on `listener` until `shutdown` becomes true.
 pub async fn serve<F, Fut>(
@@ -174,7 +176,9 @@ fn http1_builder(opts: &ServerOpts) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
     builder
 }
 

@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod cookie;
+pub mod crosssite;
 pub mod forwarded;
 pub mod sherpa;
 

@@ -34,6 +34,7 @@
 //! | [`clock`] | time as an input |
 //! | [`telemetry`] | logging and metric names |
 //! | [`setup`] | provisioning on the databases |
+//! | [`mail`] | mailbox names, flags, mbox and maildir formats, export |
 
 pub mod admin;
 pub mod api;
@@ -44,6 +45,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod http;
+pub mod mail;
 pub mod protocol;
 pub mod ratelimit;
 pub mod sessions;

@@ -2,8 +2,9 @@
 //!
 //! Owns the database files and every read and write of them:
 //! `accounts.redb` (accounts, addresses, sessions, settings; see [`tables`]).
-//! Mail will live in its own file, `mail.redb`, so a long import never holds the
-//! single writer of the file that logins write to.
+//! Mail lives in its own file, `mail.redb` (see [`mail`]), so a long import
+//! never holds the single writer of the file that logins write to; opening it
+//! discards whatever a crash left of an unfinished import.
 //!
 //! Never: spawns, awaits, or holds a transaction beyond one function call.
 //! Async callers run these functions on the blocking pool ([`blocking`]).
@@ -11,6 +12,7 @@
 pub mod accounts;
 pub mod codec;
 pub mod error;
+pub mod mail;
 pub mod sessions;
 pub mod tables;
 
@@ -26,6 +28,8 @@ pub use error::StoreError;
 pub struct Stores {
     /// `accounts.redb`.
     pub accounts: Arc<Database>,
+    /// `mail.redb`: mailboxes, messages, import staging.
+    pub mail: Arc<Database>,
 }
 
 impl Stores {
@@ -40,8 +44,17 @@ impl Stores {
         txn.open_table(tables::SESSIONS)?;
         txn.open_table(tables::SETTINGS)?;
         txn.commit()?;
+        let mail = Database::create(dir.join("mail.redb"))?;
+        let txn = mail.begin_write()?;
+        mail::create_tables(&txn)?;
+        txn.commit()?;
+        let leftover = mail::discard_all_staging(&mail)?;
+        if leftover > 0 {
+            tracing::info!(messages = leftover, "discarded an unfinished import");
+        }
         Ok(Stores {
             accounts: Arc::new(db),
+            mail: Arc::new(mail),
         })
     }
 }

@@ -295,7 +295,7 @@ pub fn extract_status(raw: &[u8]) -> Parsed {
 }
 
 /// Writes one message in mboxrd form.
-pub fn write_message<W: Write>(
+pub fn write_message<W: Write + ?Sized>(
     w: &mut W,
     raw: &[u8],
     flags: Flags,

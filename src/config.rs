@@ -39,6 +39,9 @@ pub struct Config {
     /// Log level when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`).
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// Mail import bounds (docs/mail.md).
+    #[serde(default)]
+    pub mail: crate::mail::MailLimits,
 }
 
 fn default_bad_auth_delay_ms() -> u64 {
@@ -256,6 +259,7 @@ impl Config {
             password_hash: HashCost::default(),
             limits: Limits::default(),
             log_level: default_log_level(),
+            mail: crate::mail::MailLimits::default(),
         }
     }
 }

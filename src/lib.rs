@@ -34,6 +34,7 @@
 //! | [`clock`] | time as an input |
 //! | [`telemetry`] | logging and metric names |
 //! | [`setup`] | provisioning on the databases |
+//! | [`import`] | mail import: importer actor, pipeline, progress |
 //! | [`mail`] | mailbox names, flags, mbox and maildir formats, export |
 
 pub mod admin;
@@ -45,6 +46,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod http;
+pub mod import;
 pub mod mail;
 pub mod protocol;
 pub mod ratelimit;

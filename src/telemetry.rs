@@ -19,6 +19,13 @@ pub const SESSION_ACTORS: &str = "postern_session_actors";
 /// `postern_session_actor_failures_total`: account session actors that failed.
 pub const SESSION_ACTOR_FAILURES: &str = "postern_session_actor_failures_total";
 
+/// `postern_imports_started_total`: mail imports started.
+pub const IMPORTS_STARTED: &str = "postern_imports_started_total";
+/// `postern_imports_finished_total`: mail imports published.
+pub const IMPORTS_FINISHED: &str = "postern_imports_finished_total";
+/// `postern_imports_failed_total`: mail imports aborted or failed (nothing stored).
+pub const IMPORTS_FAILED: &str = "postern_imports_failed_total";
+
 /// Counts one authentication attempt.
 pub fn auth(kind: crate::protocol::Kind, variant: &'static str, result: &'static str) {
     metrics::counter!(AUTH_TOTAL, "kind" => kind.name(), "variant" => variant, "result" => result)

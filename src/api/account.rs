@@ -50,6 +50,19 @@ pub(super) async fn call(c: &Call<'_>, function: &str, params: Params) -> Result
                 .map_err(|e| internal("setting password", &e))?;
             Reply::result(&())
         }
+        "ImportAbort" => {
+            let (token,): (String,) = params.decode(function)?;
+            c.services
+                .mail
+                .abort(&me.account, &token)
+                .await
+                .map_err(|e| e.to_api())?;
+            Reply::result(&())
+        }
+        "Types" => {
+            params.decode::<()>(function)?;
+            Reply::result(&serde_json::json!({ "Token": "" }))
+        }
         _ => Err(bad_function(function)),
     }
 }

@@ -66,6 +66,8 @@ pub fn functions(kind: Kind) -> &'static [&'static str] {
             "Version",
             "Account",
             "SetPassword",
+            "ImportAbort",
+            "Types",
         ],
         Kind::WebAdmin => &["LoginPrep", "Login", "Logout", "Version", "Accounts"],
         Kind::WebMail => &["LoginPrep", "Login", "Logout", "Version"],

@@ -236,7 +236,7 @@ pub fn check(db: &Database, account: &str, spec: &ExportSpec) -> Result<(), Expo
 
 enum Out<W: Write> {
     Tar(tar::Builder<W>),
-    Tgz(tar::Builder<GzEncoder<W>>),
+    Tgz(Box<tar::Builder<GzEncoder<W>>>),
     Zip(Box<zip::ZipWriter<zip::write::StreamWriter<W>>>),
     Plain(W),
 }
@@ -256,7 +256,7 @@ impl<W: Write> Out<W> {
     ) -> io::Result<()> {
         match self {
             Out::Tar(b) => tar_file(b, path, size, mtime, f),
-            Out::Tgz(b) => tar_file(b, path, size, mtime, f),
+            Out::Tgz(b) => tar_file(b.as_mut(), path, size, mtime, f),
             Out::Zip(z) => {
                 let (y, mo, d, h, mi, s, _) = super::civil(mtime.max(315_532_800));
                 let t = zip::DateTime::from_date_and_time(
@@ -355,10 +355,10 @@ pub fn write<W: Write>(
     }
     let mut out = match spec.archive {
         Archive::Tar => Out::Tar(tar::Builder::new(out)),
-        Archive::Tgz => Out::Tgz(tar::Builder::new(GzEncoder::new(
+        Archive::Tgz => Out::Tgz(Box::new(tar::Builder::new(GzEncoder::new(
             out,
             flate2::Compression::default(),
-        ))),
+        )))),
         Archive::Zip => Out::Zip(Box::new(zip::ZipWriter::new_stream(out))),
         Archive::None => Out::Plain(out),
     };

@@ -302,7 +302,7 @@ pub fn write_message<W: Write + ?Sized>(
     keywords: &[String],
     received_secs: i64,
 ) -> io::Result<()> {
-    write!(w, "From MAILER-DAEMON {}\n", asctime(received_secs))?;
+    writeln!(w, "From MAILER-DAEMON {}", asctime(received_secs))?;
     let first_end = raw.iter().position(|&b| b == b'\n');
     let eol: &[u8] = match first_end {
         Some(i) if i > 0 && raw[i - 1] == b'\r' => b"\r\n",

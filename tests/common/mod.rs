@@ -69,7 +69,26 @@ impl TestApp {
         TestApp::boot(dir, clock, delay_ms).await
     }
 
+    /// A fresh instance with the given accounts and a changed configuration.
+    pub async fn start_tweaked(
+        accounts: &[(&str, &str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        provision(dir.path(), accounts);
+        TestApp::boot_with(dir, ManualClock::starting_now(), 20, tweak).await
+    }
+
     async fn boot(dir: tempfile::TempDir, clock: ManualClock, delay_ms: u64) -> TestApp {
+        TestApp::boot_with(dir, clock, delay_ms, |_| {}).await
+    }
+
+    async fn boot_with(
+        dir: tempfile::TempDir,
+        clock: ManualClock,
+        delay_ms: u64,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let opts = StartOptions {
             clock: Arc::new(clock.clone()),
             timing: ActorTiming {
@@ -77,9 +96,9 @@ impl TestApp {
                 idle_stop: Duration::from_secs(3600),
             },
         };
-        let app = AppHandle::start(config(dir.path(), delay_ms), opts)
-            .await
-            .expect("start app");
+        let mut c = config(dir.path(), delay_ms);
+        tweak(&mut c);
+        let app = AppHandle::start(c, opts).await.expect("start app");
         TestApp {
             addr: app.addresses[0],
             metrics: app.metrics_address,

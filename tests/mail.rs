@@ -812,3 +812,75 @@ async fn bad_export_forms_are_400_with_a_reason() {
     assert_eq!(r.status, 405);
     app.stop().await;
 }
+
+#[test]
+fn command_line_import_and_export_on_a_stopped_server() {
+    let fx = fixtures();
+    let want = expected(fx.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::provision(dir.path(), &[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD)]);
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_postern");
+    let out = Command::new(bin)
+        .args(["import", DEMO])
+        .arg(fx.path().join("fixture.tgz"))
+        .arg("--dir")
+        .arg(&data)
+        .output()
+        .expect("run import");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Archive/2024: 250") && err.contains("import done"),
+        "{err}"
+    );
+    assert!(err.contains("100%"), "the bar reaches the end: {err}");
+    assert!(err.contains("problem: \"README.txt\""), "{err}");
+    for (format, archive) in [("maildir", "zip"), ("mbox", "tgz")] {
+        let out = Command::new(bin)
+            .args([
+                "export",
+                DEMO,
+                "--format",
+                format,
+                "--archive",
+                archive,
+                "--dir",
+            ])
+            .arg(&data)
+            .output()
+            .expect("run export");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(py_read(&out.stdout) == want, "{format}.{archive}");
+    }
+    let out = Command::new(bin)
+        .args([
+            "export",
+            DEMO,
+            "--format",
+            "mbox",
+            "--archive",
+            "zip",
+            "--mailbox",
+            "Nope",
+            "--dir",
+        ])
+        .arg(&data)
+        .output()
+        .expect("run export");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such mailbox"));
+    let out = Command::new(bin)
+        .args(["import", "nobody"])
+        .arg(fx.path().join("fixture.tgz"))
+        .arg("--dir")
+        .arg(&data)
+        .output()
+        .expect("run import");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no account \"nobody\""));
+}

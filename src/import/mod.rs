@@ -15,11 +15,13 @@
 //! | [`run`] | what entries mean; staging and the one publish |
 //! | [`progress`] | events, replay state, SSE frames |
 //! | [`actor`] | imports by token, one per account, abort, broadcast |
+//! | [`local`] | import/export on a data directory (the command line) |
 //!
 //! Never: lets the HTTP layer touch the actor directly; waits for a listener.
 
 pub mod actor;
 pub mod archive;
+pub mod local;
 pub mod progress;
 pub mod run;
 

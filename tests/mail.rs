@@ -116,8 +116,12 @@ type Ev = (String, Value);
 
 /// Reads a progress stream to its end.
 async fn progress(app: &TestApp, token: &str) -> Vec<Ev> {
+    progress_at(app.addr, token.to_string()).await
+}
+
+async fn progress_at(addr: std::net::SocketAddr, token: String) -> Vec<Ev> {
     let r = common::send(
-        app.addr,
+        addr,
         "GET",
         &format!("/account/importprogress?token={token}"),
         &[],
@@ -505,12 +509,15 @@ async fn abort_leaves_nothing_and_the_importer_keeps_serving() {
         "{}",
         r.text()
     );
+    // A listener connected while the import runs gets the live end.
+    let early = tokio::spawn(progress_at(app.addr, token.clone()));
     let r = b
         .api("/account/", "ImportAbort", serde_json::json!([token]))
         .await;
     assert!(r.json().get("error").is_none(), "abort: {}", r.text());
     let evs = progress(&app, &token).await;
     assert_eq!(end(&evs), "aborted", "{evs:?}");
+    assert_eq!(end(&early.await.expect("listener")), "aborted");
     // Aborting again, or an unknown import: user errors, nothing stops.
     let r = b
         .api("/account/", "ImportAbort", serde_json::json!([token]))
@@ -527,6 +534,21 @@ async fn abort_leaves_nothing_and_the_importer_keeps_serving() {
     let fx = fixtures();
     let token = start_import(&mut b, &read(fx.path(), "fixture.tgz"), None).await;
     assert_eq!(end(&progress(&app, &token).await), "done");
+    let m = common::send(
+        app.metrics.expect("metrics"),
+        "GET",
+        "/metrics",
+        &[],
+        vec![],
+    )
+    .await;
+    for name in [
+        "postern_imports_started_total",
+        "postern_imports_finished_total",
+        "postern_imports_failed_total",
+    ] {
+        assert!(m.text().contains(name), "{name} missing");
+    }
     let stores = stop_and_open(&mut app).await;
     let msgs = store::messages(&stores.mail, DEMO).expect("messages");
     assert_eq!(msgs.len(), 261, "only the second import is stored");

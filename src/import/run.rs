@@ -390,3 +390,128 @@ fn is_maildir_bookkeeping(name: &str) -> bool {
         || name.starts_with("dovecot.")
         || name.starts_with("courierimap")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::io::{Seek as _, Write as _};
+
+    use super::*;
+    use crate::store::Stores;
+
+    #[derive(Default)]
+    struct TestSink {
+        events: RefCell<Vec<Event>>,
+        cancel_after: Option<usize>,
+        published: Cell<bool>,
+    }
+
+    impl Sink for TestSink {
+        fn event(&self, e: Event) {
+            self.events.borrow_mut().push(e);
+        }
+        fn cancelled(&self) -> bool {
+            self.cancel_after
+                .is_some_and(|n| self.events.borrow().len() >= n)
+        }
+        fn begin_publish(&self) -> bool {
+            self.published.set(true);
+            !self.cancelled()
+        }
+    }
+
+    fn zip(entries: &[(&str, &[u8])]) -> File {
+        let mut f = tempfile::tempfile().expect("tmp");
+        {
+            let mut z = zip::ZipWriter::new(&mut f);
+            for (name, data) in entries {
+                z.start_file(*name, zip::write::SimpleFileOptions::default())
+                    .expect("start");
+                z.write_all(data).expect("write");
+            }
+            z.finish().expect("finish");
+        }
+        f.rewind().expect("rewind");
+        f
+    }
+
+    fn job(stores: &Stores, file: File) -> Job {
+        Job {
+            db: stores.mail.clone(),
+            account: "a".into(),
+            key: [7; 16],
+            file,
+            kind: ArchiveKind::Zip,
+            skip_prefix: String::new(),
+            limits: MailLimits::default(),
+            now: 1000,
+        }
+    }
+
+    fn counts(events: &[Event]) -> Vec<(String, u64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Count { mailbox, count } => Some((mailbox.clone(), *count)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counts_at_mailbox_changes_and_keywords_after_messages() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let stores = Stores::open(dir.path()).expect("open");
+        let f = zip(&[
+            ("A/cur/1:2,Sa", b"Subject: 1\n\n"),
+            ("B.mbox", b"From x\nSubject: 2\n\n"),
+            ("A/new/2", b"Subject: 3\n\n"),
+            ("A/dovecot-keywords", b"0 later\n"),
+        ]);
+        let sink = TestSink::default();
+        assert_eq!(run(job(&stores, f), &sink), Outcome::Done);
+        let ev = sink.events.borrow();
+        assert_eq!(
+            counts(&ev),
+            vec![
+                ("A".into(), 1),
+                ("B".into(), 1),
+                ("A".into(), 2),
+                ("B".into(), 1)
+            ],
+            "a count at each change, then a final count per mailbox"
+        );
+        let msgs = store::messages(&stores.mail, "a").expect("messages");
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[0].1.keywords, vec!["later".to_string()]);
+        assert_eq!(msgs[0].1.flags, crate::mail::Flags::SEEN);
+        assert_eq!(
+            msgs[1].1.received, 1000,
+            "no time in the format: import time"
+        );
+    }
+
+    #[test]
+    fn cancelled_import_stores_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let stores = Stores::open(dir.path()).expect("open");
+        let mut mbox = Vec::new();
+        for i in 0..3000 {
+            mbox.extend_from_slice(format!("From x\nSubject: {i}\n\nbody\n\n").as_bytes());
+        }
+        let f = zip(&[("Big.mbox", &mbox)]);
+        let sink = TestSink {
+            cancel_after: Some(15),
+            ..TestSink::default()
+        };
+        assert_eq!(run(job(&stores, f), &sink), Outcome::Aborted);
+        assert!(!sink.published.get(), "stopped before the end");
+        assert!(
+            store::messages(&stores.mail, "a")
+                .expect("messages")
+                .is_empty()
+        );
+        assert_eq!(store::data_count(&stores.mail, "a").expect("data"), 0);
+        assert_eq!(store::staged_count(&stores.mail).expect("staged"), 0);
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! [`ExportSpec::from_form`] reads the form fields of `POST <prefix>export`
 //! (`format`, `archive`, `mailbox`, `recursive`, `messageids`) and refuses
-//! bad values and combinations with a message for a 400. [`write`] writes
+//! bad values and combinations with a message for a 400. [`write()`] writes
 //! the archive to any `Write` while reading messages one at a time, so memory
 //! stays flat whatever the mailbox size; the HTTP layer gives it a writer that
 //! feeds a bounded channel. Layout:

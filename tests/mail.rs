@@ -906,3 +906,71 @@ fn command_line_import_and_export_on_a_stopped_server() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no account \"nobody\""));
 }
+
+#[test]
+fn killed_import_leaves_nothing_after_restart() {
+    use std::io::Read as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let big = tmp.path().join("big.tgz");
+    let out = Command::new("python3")
+        .arg(mailfix())
+        .arg("big")
+        .arg(&big)
+        .arg("30000")
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::provision(tmp.path(), &[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD)]);
+    let data = tmp.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["import", DEMO])
+        .arg(&big)
+        .arg("--dir")
+        .arg(&data)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn import");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    // Kill it (SIGKILL: a crash) once a few staging batches are written.
+    let killed = loop {
+        let n = stderr.read(&mut buf).expect("read stderr");
+        if n == 0 {
+            break false;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        let last: u64 = seen
+            .rsplit("messages")
+            .nth(1)
+            .and_then(|s| s.rsplit(' ').find(|w| !w.is_empty()))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        if last >= 3000 {
+            child.kill().expect("kill");
+            break true;
+        }
+    };
+    let _ = child.wait();
+    assert!(
+        killed,
+        "the import finished before it could be killed: {seen}"
+    );
+    let stores = Stores::open(&data).expect("reopen after the crash");
+    assert!(
+        store::messages(&stores.mail, DEMO)
+            .expect("messages")
+            .is_empty()
+    );
+    assert!(
+        store::mailboxes(&stores.mail, DEMO)
+            .expect("mailboxes")
+            .is_empty()
+    );
+    assert_eq!(store::data_count(&stores.mail, DEMO).expect("data"), 0);
+    assert_eq!(store::staged_count(&stores.mail).expect("staged"), 0);
+}

@@ -497,9 +497,22 @@ async fn abort_leaves_nothing_and_the_importer_keeps_serving() {
         String::from_utf8_lossy(&out.stderr)
     );
     let data = std::fs::read(&path).expect("read");
-    let mut app = TestApp::start().await;
+    let mut app = TestApp::start_with(&[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD), COPY], 20).await;
     let mut b = signed_in(&app).await;
     let token = start_import(&mut b, &data, None).await;
+    // Another account signs in, uses and ends its session meanwhile (its
+    // session writes go to accounts.redb, never behind the import's writer).
+    let mut other = app.browser();
+    let r = other.login("/account/", Some(COPY.1), COPY.2).await;
+    assert!(r.json().get("result").is_some(), "{}", r.text());
+    let r = other
+        .api("/account/", "Account", serde_json::json!([]))
+        .await;
+    assert_eq!(r.result()["Name"], "copy");
+    let r = other
+        .api("/account/", "Logout", serde_json::json!([]))
+        .await;
+    assert!(r.json().get("error").is_none(), "{}", r.text());
     // One import at a time per account.
     let r = upload(&mut b, Some(&data), None).await;
     assert_eq!(r.status, 400);
@@ -727,6 +740,30 @@ async fn bad_uploads_are_user_errors() {
     assert_eq!(r.status, 403);
     let r = b.request("GET", "/account/import", &[], vec![]).await;
     assert_eq!(r.status, 405);
+    // Endless empty fields are bounded too.
+    let b2 = "bnd";
+    let mut body = Vec::new();
+    for _ in 0..100 {
+        body.extend_from_slice(
+            format!("--{b2}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{b2}--\r\n").as_bytes());
+    let ct = format!("multipart/form-data; boundary={b2}");
+    let r = b
+        .request(
+            "POST",
+            "/account/import",
+            &[("content-type", ct.as_str()), ("x-mox-csrf", &csrf)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error_message().contains("more than 16 form fields"),
+        "{}",
+        r.text()
+    );
     // The server is healthy after all of it.
     let r = b.api("/account/", "Version", serde_json::json!([])).await;
     assert!(r.result().is_string());

@@ -49,6 +49,8 @@ pub const MAX_FORM: usize = 64 * 1024;
 const MAX_PREFIX: usize = 1024;
 /// Bytes allowed in multipart fields other than `file`.
 const MAX_OTHER_FIELDS: u64 = 64 * 1024;
+/// Most multipart fields in an upload.
+const MAX_FIELDS: usize = 16;
 /// Keepalive comment interval of progress streams.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
@@ -239,12 +241,17 @@ async fn import(
     let mut have_file = false;
     let mut prefix = String::new();
     let mut other = 0u64;
+    let mut fields = 0;
     loop {
         let mut field = match mp.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => return user_error(format!("reading upload: {e}")),
         };
+        fields += 1;
+        if fields > MAX_FIELDS {
+            return user_error(format!("more than {MAX_FIELDS} form fields"));
+        }
         match field.name() {
             Some("file") if !have_file => {
                 have_file = true;

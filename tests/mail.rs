@@ -1011,3 +1011,34 @@ fn killed_import_leaves_nothing_after_restart() {
     assert_eq!(store::data_count(&stores.mail, DEMO).expect("data"), 0);
     assert_eq!(store::staged_count(&stores.mail).expect("staged"), 0);
 }
+
+#[tokio::test]
+async fn shutdown_mid_import_discards_it_and_frees_the_database() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("big.tgz");
+    let out = Command::new("python3")
+        .arg(mailfix())
+        .arg("big")
+        .arg(&path)
+        .arg("40000")
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app = TestApp::start().await;
+    let mut b = signed_in(&app).await;
+    start_import(&mut b, &std::fs::read(&path).expect("read"), None).await;
+    // Restarting on the same directory needs the import's database handle gone.
+    let mut app = app.restart().await;
+    let stores = stop_and_open(&mut app).await;
+    assert!(
+        store::messages(&stores.mail, DEMO)
+            .expect("messages")
+            .is_empty()
+    );
+    assert_eq!(store::data_count(&stores.mail, DEMO).expect("data"), 0);
+    assert_eq!(store::staged_count(&stores.mail).expect("staged"), 0);
+}

@@ -10,6 +10,7 @@
 //! | `Finished` | the pipeline | applies `done`/`aborted`, frees the account, forgets the import a minute later |
 //! | `Forget` | timer | drops the import's state |
 //! | `Shutdown` | app shutdown | asks every running import to stop |
+//! | `Running` | app shutdown | how many imports still run |
 //!
 //! Never: runs import work inside `handle` (the pipeline casts back from its
 //! own thread); returns `Err` from `handle` for a user's mistake; blocks on a
@@ -78,6 +79,8 @@ pub enum ImporterMsg {
     Forget(TokenHash),
     /// Ask every running import to stop; replies how many were running.
     Shutdown(RpcReplyPort<usize>),
+    /// How many imports are running.
+    Running(RpcReplyPort<usize>),
 }
 
 /// The importer's fixed parts.
@@ -290,6 +293,9 @@ impl Actor for ImporterActor {
                         );
                     }
                 }
+                let _ = reply.send(st.running.len());
+            }
+            ImporterMsg::Running(reply) => {
                 let _ = reply.send(st.running.len());
             }
         }

@@ -180,14 +180,29 @@ impl ImportHandle {
         call(&self.actor, |r| ImporterMsg::Abort(account, hash, r)).await
     }
 
-    /// Ends progress streams and asks running imports to stop (they discard
-    /// their staged rows), then stops the actor.
+    /// Ends progress streams, asks running imports to stop (they discard
+    /// their staged rows) and waits up to [`CALL_TIMEOUT`] for them, so the
+    /// database is free when shutdown returns; then stops the actor.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
         let _ = self
             .actor
             .call(ImporterMsg::Shutdown, Some(CALL_TIMEOUT))
             .await;
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            match self
+                .actor
+                .call(ImporterMsg::Running, Some(CALL_TIMEOUT))
+                .await
+            {
+                Ok(CallResult::Success(0)) | Err(_) => break,
+                Ok(CallResult::Success(_)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(_) => break,
+            }
+        }
         self.actor.stop(None);
     }
 }

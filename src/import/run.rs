@@ -271,7 +271,7 @@ impl Run<'_> {
             return Ok(());
         }
         let b = name.as_bytes();
-        if name.starts_with('/') || name.contains('\\') || b.len() >= 2 && b[1] == b':' {
+        if name.starts_with('/') || name.starts_with('\\') || b.len() >= 2 && b[1] == b':' {
             self.problem(format!("absolute path {name:?} skipped"));
             return Ok(());
         }

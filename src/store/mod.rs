@@ -23,6 +23,11 @@ use redb::Database;
 
 pub use error::StoreError;
 
+/// Page cache of `mail.redb`. redb's default (1 GiB) would let memory grow
+/// with every message an import writes or an export reads; mail is streamed,
+/// so a small cache keeps memory flat.
+pub const MAIL_CACHE_BYTES: usize = 32 << 20;
+
 /// The open database files of one postern instance.
 #[derive(Clone, Debug)]
 pub struct Stores {
@@ -44,7 +49,9 @@ impl Stores {
         txn.open_table(tables::SESSIONS)?;
         txn.open_table(tables::SETTINGS)?;
         txn.commit()?;
-        let mail = Database::create(dir.join("mail.redb"))?;
+        let mail = Database::builder()
+            .set_cache_size(MAIL_CACHE_BYTES)
+            .create(dir.join("mail.redb"))?;
         let txn = mail.begin_write()?;
         mail::create_tables(&txn)?;
         txn.commit()?;

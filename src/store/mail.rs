@@ -8,14 +8,15 @@
 //!
 //! Imports are all or nothing: [`stage`] writes a batch of an import's
 //! messages (bytes in `message_data` under fresh ids, metadata in
-//! `import_staging` under the import's key) in a short non-durable
-//! transaction; [`publish`] moves the staged metadata into `messages` and
+//! `import_staging` under the import's key) in a short transaction;
+//! [`publish`] moves the staged metadata into `messages` and
 //! creates the mailboxes in one durable transaction, so the import becomes
 //! visible at once or not at all; [`discard`] removes a failed or aborted
 //! import's rows; [`discard_all_staging`] runs when the file is opened and
-//! removes whatever a crash left behind. Non-durable staging commits are safe:
-//! a crash loses them, and losing them is exactly what a crash mid-import
-//! should do.
+//! removes whatever a crash left behind. Staging commits are durable although
+//! losing them would be harmless: durable batches keep the amount of unsynced
+//! data small, so no single fsync (of the publish, or of a sign-in's session
+//! commit on the same disk) has to write a whole import.
 //!
 //! Never: is called from async code directly (run it on the blocking pool);
 //! holds a write transaction longer than one batch, except [`publish`], whose
@@ -24,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use redb::{
-    Database, Durability, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
+    Database, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
     WriteTransaction,
 };
 
@@ -52,8 +53,7 @@ pub struct Staged {
     pub raw: Vec<u8>,
 }
 
-/// Stages a batch of an import's messages in one short, non-durable
-/// transaction.
+/// Stages a batch of an import's messages in one short transaction.
 pub fn stage(
     db: &Database,
     key: [u8; 16],
@@ -63,9 +63,11 @@ pub fn stage(
     if batch.is_empty() {
         return Ok(());
     }
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::None)
-        .map_err(|e| StoreError::Encode(e.to_string()))?;
+    // Durable on purpose, although a crash may lose staged rows: a
+    // non-durable batch leaves its pages dirty, and the publish's fsync would
+    // then write the whole import at once, stalling the fsync of every other
+    // commit on the same disk (sign-ins included) for as long. See docs/mail.md.
+    let txn = db.begin_write()?;
     {
         let mut counters = txn.open_table(tables::MAIL_COUNTERS)?;
         let mut next = counters.get(account)?.map_or(1, |v| v.value());

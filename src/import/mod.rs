@@ -73,10 +73,13 @@ pub enum ImportError {
 }
 
 impl ImportError {
-    /// The sherpa error for the API.
+    /// The sherpa error for the API; our own failures are logged here, once.
     pub fn to_api(&self) -> ApiError {
         match self {
-            ImportError::Internal | ImportError::Timeout => ApiError::server(),
+            ImportError::Internal | ImportError::Timeout => {
+                tracing::error!(error = %self, "importer call failed");
+                ApiError::server()
+            }
             e => ApiError::new(Code::UserError, e.to_string()),
         }
     }

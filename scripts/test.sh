@@ -9,6 +9,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # browser tests: Debian's Chromium and its WebDriver
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v zip >/dev/null 2>&1 || need_apt+=(zip)
+command -v tar >/dev/null 2>&1 || need_apt+=(tar)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -28,6 +28,7 @@ use crate::config::{Config, Limits};
 use crate::credentials::Hasher;
 use crate::http::server::{ServerOpts, serve, serve_tls};
 use crate::http::{self, ListenerCtx};
+use crate::import::ImportHandle;
 use crate::ratelimit::RateLimiterHandle;
 use crate::sessions::{ActorTiming, Policy, SessionsHandle};
 use crate::store::{self, Stores};
@@ -39,6 +40,8 @@ pub struct Services {
     pub auth: Auth,
     /// Request limits.
     pub limits: Limits,
+    /// Mail import and export.
+    pub mail: ImportHandle,
 }
 
 /// Start-up choices that are not configuration: what tests change.
@@ -138,9 +141,18 @@ impl AppHandle {
             stores,
             bad_auth_delay: Duration::from_millis(config.bad_auth_delay_ms),
         };
+        let mail = ImportHandle::start_actor(
+            auth.stores.mail.clone(),
+            config.mail,
+            opts.clock.clone(),
+            config.data_dir.join("tmp"),
+        )
+        .await
+        .context("starting importer")?;
         let services = Arc::new(Services {
             auth,
             limits: config.limits,
+            mail,
         });
 
         let (tx, rx) = watch::channel(false);
@@ -250,6 +262,7 @@ impl AppHandle {
     /// session extensions and stops the actors.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        self.services.mail.shutdown().await;
         while self.tasks.join_next().await.is_some() {}
         let auth = &self.services.auth;
         let res = auth.sessions.shutdown().await;

@@ -100,21 +100,10 @@ fn client(ip: Option<IpAddr>, agent: &str) -> Client {
 }
 
 impl Auth {
-    /// Checks a request's session, in the protocol's order.
-    pub async fn check(
-        &self,
-        kind: Kind,
-        view: &RequestView<'_>,
-        csrf: Csrf<'_>,
-        agent: &str,
-    ) -> Result<Authed, Refused> {
-        self.check_named(kind, kind.session_cookie(), view, csrf, agent)
-            .await
-    }
-
-    /// [`Auth::check`] on an interface: reads the session cookie under the
-    /// interface's name for this request (`__Secure-` prefixed when configured
-    /// and over HTTPS).
+    /// Checks a request's session on an interface, in the protocol's order.
+    /// The session cookie is read under the interface's name for this request
+    /// (`__Secure-` prefixed when configured and over HTTPS); there is no
+    /// check by kind alone, so no route can miss the prefixed name.
     pub async fn check_in(
         &self,
         iface: &Interface,

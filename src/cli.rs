@@ -107,6 +107,37 @@ pub enum Command {
         #[arg(long, global = true, default_value = "postern-local")]
         dir: PathBuf,
     },
+    /// Import a zip or tgz of mbox files and maildirs into an account (the
+    /// server must be stopped; see docs/mail.md).
+    Import {
+        /// The account.
+        account: String,
+        /// The archive.
+        file: PathBuf,
+        /// Path prefix to remove from mailbox names.
+        #[arg(long, default_value = "")]
+        skip_prefix: String,
+        /// Data directory (its database is DIR/data, or DIR itself if it holds accounts.redb).
+        #[arg(long, default_value = "postern-local")]
+        dir: PathBuf,
+    },
+    /// Export an account's mail to stdout (the server must be stopped).
+    Export {
+        /// The account.
+        account: String,
+        /// mbox or maildir.
+        #[arg(long)]
+        format: String,
+        /// tgz, zip, tar, or none (one plain mbox of one mailbox).
+        #[arg(long)]
+        archive: String,
+        /// Only this mailbox and its children.
+        #[arg(long, default_value = "")]
+        mailbox: String,
+        /// Data directory (its database is DIR/data, or DIR itself if it holds accounts.redb).
+        #[arg(long, default_value = "postern-local")]
+        dir: PathBuf,
+    },
 }
 
 /// `postern account ...`
@@ -282,6 +313,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Import {
+            account,
+            file,
+            skip_prefix,
+            dir,
+        } => tokio::task::spawn_blocking(move || import_cmd(&dir, &account, &file, &skip_prefix))
+            .await
+            .context("import task")?,
+        Command::Export {
+            account,
+            format,
+            archive,
+            mailbox,
+            dir,
+        } => tokio::task::spawn_blocking(move || {
+            export_cmd(&dir, &account, &format, &archive, &mailbox)
+        })
+        .await
+        .context("export task")?,
     }
 }
 
@@ -456,6 +506,64 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
         .unwrap_or(&line);
     anyhow::ensure!(!pw.is_empty(), "no password given on stdin");
     Ok(pw.to_string())
+}
+
+fn open_stores(dir: &Path) -> anyhow::Result<Stores> {
+    let dir = &data_dir(dir)?;
+    Stores::open(dir).with_context(|| {
+        format!(
+            "opening {} (is a server running on it? stop it first)",
+            dir.display()
+        )
+    })
+}
+
+fn import_cmd(dir: &Path, account: &str, file: &Path, skip_prefix: &str) -> anyhow::Result<()> {
+    use crate::import::local;
+    let stores = open_stores(dir)?;
+    let f = local::open(file)?;
+    let bar = local::BarSink::new(f.try_clone().context("archive handle")?)?;
+    local::import_file(
+        &stores,
+        account,
+        f,
+        skip_prefix,
+        crate::mail::MailLimits::default(),
+        SystemClock.now(),
+        &bar,
+    )?;
+    eprintln!("import done");
+    Ok(())
+}
+
+fn export_cmd(
+    dir: &Path,
+    account: &str,
+    format: &str,
+    archive: &str,
+    mailbox: &str,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let recursive = if archive == "none" { "" } else { "on" };
+    let fields: Vec<(String, String)> = [
+        ("format", format),
+        ("archive", archive),
+        ("mailbox", mailbox),
+        ("recursive", recursive),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let spec = crate::mail::export::ExportSpec::from_form(&fields).map_err(anyhow::Error::msg)?;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        anyhow::bail!("refusing to write an archive to a terminal: redirect stdout to a file");
+    }
+    let stores = open_stores(dir)?;
+    let out = std::io::BufWriter::new(stdout.lock());
+    let n = crate::import::local::export_to(&stores, account, &spec, out)?;
+    eprintln!("exported {n} messages");
+    Ok(())
 }
 
 async fn localserve(dir: &Path, ip: IpAddr) -> anyhow::Result<()> {

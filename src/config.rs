@@ -46,6 +46,9 @@ pub struct Config {
     /// The failed-auth rate limiter.
     #[serde(default)]
     pub ratelimit: RateLimitConfig,
+    /// Mail import bounds (docs/mail.md).
+    #[serde(default)]
+    pub mail: crate::mail::MailLimits,
 }
 
 /// Session lifetimes of each interface kind.
@@ -502,6 +505,7 @@ impl Config {
             log_level: default_log_level(),
             sessions: SessionsConfig::default(),
             ratelimit: RateLimitConfig::default(),
+            mail: crate::mail::MailLimits::default(),
         }
     }
 }

@@ -37,6 +37,8 @@
 //! | [`setup`] | provisioning on the databases |
 //! | [`attempts`] | sign-in attempts: batched writer, listing |
 //! | [`control`] | the local control socket of a running server |
+//! | [`import`] | mail import: importer actor, pipeline, progress |
+//! | [`mail`] | mailbox names, flags, mbox and maildir formats, export |
 
 pub mod admin;
 pub mod api;
@@ -50,6 +52,8 @@ pub mod control;
 pub mod credentials;
 pub mod fuzzing;
 pub mod http;
+pub mod import;
+pub mod mail;
 pub mod protocol;
 pub mod ratelimit;
 pub mod sessions;

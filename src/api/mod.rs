@@ -73,6 +73,8 @@ pub fn functions(kind: Kind) -> &'static [&'static str] {
             "SessionRevoke",
             "SessionRevokeOthers",
             "LoginAttempts",
+            "ImportAbort",
+            "Types",
         ],
         Kind::WebAdmin => &[
             "LoginPrep",

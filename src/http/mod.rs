@@ -16,6 +16,7 @@
 //! | `P api/<Function>` | POST | session + csrf header | sherpa JSON |
 //! | `P api/<Function>` | not POST | none (checked first) | 405 text |
 //! | `P api/` | GET | session + csrf header | function list |
+//! | `P import`, `P importprogress`, `P export...` (webaccount) | see [`mail`] | | |
 //! | anything else under `P` | any | session | 403 text without, 404 with |
 //!
 //! The client IP and scheme come from [`client`] (the peer, or trusted
@@ -28,6 +29,7 @@
 //! authenticated (except sign-in calls) or without a size bound.
 
 pub mod client;
+pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod response;
@@ -205,6 +207,21 @@ async fn route(
                 "405 - method not allowed - use get",
             ),
         };
+    }
+    if iface.kind == crate::protocol::Kind::WebAccount && mail::is_mail_path(sub) {
+        let query = parts.uri.query();
+        return mail::handle(
+            services,
+            iface,
+            &view,
+            agent,
+            &parts.method,
+            &parts.headers,
+            sub,
+            query,
+            body,
+        )
+        .await;
     }
     if let Some(function) = sub.strip_prefix("api/") {
         return api_call(

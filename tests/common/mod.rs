@@ -94,6 +94,14 @@ impl TestApp {
         TestApp::boot(dir, ManualClock::starting_now(), 20).await
     }
 
+    /// A fresh instance with the given accounts and a changed configuration.
+    pub async fn start_tweaked(
+        accounts: &[(&str, &str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        TestApp::start_configured(accounts, 20, tweak).await
+    }
+
     /// Like [`TestApp::start_with`], with the configuration changed by `f`
     /// (a restart goes back to the default configuration).
     pub async fn start_configured(

@@ -86,8 +86,36 @@ pub fn api_call(
 
 /// Records one HTTP request on an interface listener.
 pub fn http_request(kind: &'static str, status: u16, elapsed: std::time::Duration) {
-    metrics::counter!(HTTP_REQUESTS, "kind" => kind, "status" => status.to_string()).increment(1);
+    metrics::counter!(HTTP_REQUESTS, "kind" => kind, "status" => status_label(status)).increment(1);
     metrics::histogram!(HTTP_DURATION, "kind" => kind).record(elapsed.as_secs_f64());
+}
+
+/// The `status` label: the code for those postern answers with, else its
+/// class (`4xx`), so the label needs no allocation and stays bounded.
+fn status_label(status: u16) -> &'static str {
+    const EXACT: [(u16, &str); 11] = [
+        (200, "200"),
+        (301, "301"),
+        (400, "400"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (413, "413"),
+        (429, "429"),
+        (431, "431"),
+        (500, "500"),
+        (503, "503"),
+    ];
+    if let Some((_, label)) = EXACT.iter().find(|(code, _)| *code == status) {
+        return label;
+    }
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// Records one password verification.

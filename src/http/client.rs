@@ -121,6 +121,11 @@ impl OneAddress {
         if self.differs.load(Ordering::Relaxed) {
             return false;
         }
+        // Decided after the first N requests: from then on no request takes
+        // the lock (this runs on every request).
+        if self.same.load(Ordering::Relaxed) >= ONE_ADDRESS_WARN_AFTER {
+            return true;
+        }
         let same = {
             let Ok(mut first) = self.first.lock() else {
                 return false;

@@ -69,9 +69,15 @@ fn report_sessions(state: &mut AccountSessionState) {
             now.0 += 1;
         }
     }
-    crate::telemetry::sessions_delta(crate::protocol::Kind::WebAccount, state.reported.0, now.0);
-    crate::telemetry::sessions_delta(crate::protocol::Kind::WebMail, state.reported.1, now.1);
-    state.reported = now;
+    if now != state.reported {
+        crate::telemetry::sessions_delta(
+            crate::protocol::Kind::WebAccount,
+            state.reported.0,
+            now.0,
+        );
+        crate::telemetry::sessions_delta(crate::protocol::Kind::WebMail, state.reported.1, now.1);
+        state.reported = now;
+    }
 }
 
 impl Actor for AccountSessionActor {
@@ -133,8 +139,16 @@ impl Actor for AccountSessionActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // Checks and reads do not change the set of sessions: the hot path
+        // skips the gauge update (a pass over the account's sessions).
+        let may_change = !matches!(
+            msg,
+            SessionMsg::Use { .. } | SessionMsg::Account { .. } | SessionMsg::List { .. }
+        );
         let res = self.handle_msg(myself, msg, state).await;
-        report_sessions(state);
+        if may_change {
+            report_sessions(state);
+        }
         res
     }
 }
@@ -205,20 +219,8 @@ impl AccountSessionActor {
                 }
             }
             SessionMsg::Remove { token, reply } => {
-                if !state.args.sessions.contains(&token) {
-                    let _ = reply.send(Ok(false));
-                    return Ok(());
-                }
-                let (db, name) = (state.args.db.clone(), state.args.name.clone());
-                match store::blocking(move || store::sessions::commit(&db, &name, &[], &[token]))
-                    .await
-                {
-                    Ok(()) => {
-                        state.args.sessions.remove(&token);
-                        let _ = reply.send(Ok(true));
-                    }
-                    Err(e) => return fail(reply, e),
-                }
+                let found = state.args.sessions.contains(&token).then_some(token);
+                return remove_one(state, found, reply).await;
             }
             SessionMsg::SetPassword { phc, keep, reply } => {
                 let (db, name) = (state.args.db.clone(), state.args.name.clone());
@@ -267,20 +269,8 @@ impl AccountSessionActor {
                 let _ = reply.send(state.args.sessions.listing(now, current));
             }
             SessionMsg::RevokeId { id, reply } => {
-                let Some(token) = state.args.sessions.find_id(id) else {
-                    let _ = reply.send(Ok(false));
-                    return Ok(());
-                };
-                let (db, name) = (state.args.db.clone(), state.args.name.clone());
-                match store::blocking(move || store::sessions::commit(&db, &name, &[], &[token]))
-                    .await
-                {
-                    Ok(()) => {
-                        state.args.sessions.remove(&token);
-                        let _ = reply.send(Ok(true));
-                    }
-                    Err(e) => return fail(reply, e),
-                }
+                let found = state.args.sessions.find_id(id);
+                return remove_one(state, found, reply).await;
             }
             SessionMsg::RevokeAll { keep, reply } => {
                 let before = state.args.sessions.len();
@@ -355,6 +345,28 @@ fn fail<T>(
     let msg = e.to_string();
     let _ = reply.send(Err(SessionError::Store(e)));
     Err(msg.into())
+}
+
+/// Removes one session durably (logout, revocation) and answers whether it
+/// existed; `None` answers `false` without a write.
+async fn remove_one(
+    state: &mut AccountSessionState,
+    token: Option<crate::token::TokenHash>,
+    reply: ractor::RpcReplyPort<Result<bool, SessionError>>,
+) -> Result<(), ActorProcessingErr> {
+    let Some(token) = token else {
+        let _ = reply.send(Ok(false));
+        return Ok(());
+    };
+    let (db, name) = (state.args.db.clone(), state.args.name.clone());
+    match store::blocking(move || store::sessions::commit(&db, &name, &[], &[token])).await {
+        Ok(()) => {
+            state.args.sessions.remove(&token);
+            let _ = reply.send(Ok(true));
+            Ok(())
+        }
+        Err(e) => fail(reply, e),
+    }
 }
 
 /// Writes pending extensions in one transaction.

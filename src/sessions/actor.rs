@@ -143,7 +143,11 @@ impl Actor for AccountSessionActor {
         // skips the gauge update (a pass over the account's sessions).
         let may_change = !matches!(
             msg,
-            SessionMsg::Use { .. } | SessionMsg::Account { .. } | SessionMsg::List { .. }
+            SessionMsg::Use { .. }
+                | SessionMsg::Account { .. }
+                | SessionMsg::List { .. }
+                | SessionMsg::TakeDirty { .. }
+                | SessionMsg::Redirty { .. }
         );
         let res = self.handle_msg(myself, msg, state).await;
         if may_change {
@@ -161,7 +165,10 @@ impl AccountSessionActor {
         state: &mut AccountSessionState,
     ) -> Result<(), ActorProcessingErr> {
         let now = state.args.clock.now();
-        if !matches!(msg, SessionMsg::Tick) {
+        if !matches!(
+            msg,
+            SessionMsg::Tick | SessionMsg::TakeDirty { .. } | SessionMsg::Redirty { .. }
+        ) {
             state.last_activity = Instant::now();
         }
         match msg {
@@ -304,13 +311,12 @@ impl AccountSessionActor {
                     Err(e) => return fail(reply, e),
                 }
             }
-            SessionMsg::Flush { reply } => {
-                let res = flush(state).await;
-                let failed = res.is_err();
-                let _ = reply.send(res.map_err(SessionError::Store));
-                if failed {
-                    return Err("flushing session extensions failed".into());
-                }
+            SessionMsg::TakeDirty { reply } => {
+                let ext = state.args.sessions.take_dirty();
+                let _ = reply.send((state.args.name.clone(), ext));
+            }
+            SessionMsg::Redirty { hashes } => {
+                state.args.sessions.mark_dirty(hashes);
             }
             SessionMsg::Tick => {
                 let expired = state.args.sessions.expired_hashes(now);
@@ -325,8 +331,10 @@ impl AccountSessionActor {
                         state.args.sessions.remove(h);
                     }
                 }
-                flush(state).await?;
+                // Extensions are written for all accounts at once by the
+                // handle's flusher; an actor about to stop writes its own.
                 if state.last_activity.elapsed() >= state.args.idle_stop {
+                    flush(state).await?;
                     myself.stop(Some("idle".into()));
                 }
             }

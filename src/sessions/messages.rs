@@ -106,11 +106,18 @@ pub enum SessionMsg {
         /// The answer.
         reply: RpcReplyPort<Result<bool, SessionError>>,
     },
-    /// Write pending extensions now (shutdown).
-    Flush {
-        /// The answer.
-        reply: RpcReplyPort<Result<(), SessionError>>,
+    /// Hand over pending extensions to the handle's flusher, which writes
+    /// those of every account in one transaction; the dirty set is cleared.
+    TakeDirty {
+        /// The account's name and its pending extensions.
+        reply: RpcReplyPort<(std::sync::Arc<str>, Vec<crate::store::sessions::Extension>)>,
     },
-    /// Timer: flush pending extensions, sweep expired sessions, stop when idle.
+    /// The flusher's write failed: these sessions are dirty again.
+    Redirty {
+        /// The sessions handed over by `TakeDirty`.
+        hashes: Vec<TokenHash>,
+    },
+    /// Timer: sweep expired sessions; before stopping when idle, write
+    /// pending extensions.
     Tick,
 }

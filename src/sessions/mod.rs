@@ -142,6 +142,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     policy: Policy,
     timing: ActorTiming,
+    /// The periodic flusher (aborted at shutdown).
+    flusher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The typed client of the account session actors.
@@ -166,14 +168,35 @@ impl SessionsHandle {
     ) -> Result<SessionsHandle, ractor::SpawnErr> {
         let directory = Arc::new(Directory::default());
         let (supervisor, _) = Actor::spawn(None, SessionSupervisor, directory.clone()).await?;
-        Ok(SessionsHandle(Arc::new(Inner {
+        let h = SessionsHandle(Arc::new(Inner {
             directory,
             supervisor,
             db,
             clock,
             policy,
             timing,
-        })))
+            flusher: std::sync::Mutex::new(None),
+        }));
+        // Every tick, the extensions of all active accounts are written in
+        // one transaction (one commit, not one per account). The task holds
+        // a weak reference, so it never keeps the stores open.
+        let weak = Arc::downgrade(&h.0);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(timing.tick);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = SessionsHandle(inner).flush_all().await {
+                    tracing::error!(error = %e, "writing session extensions failed; retried next tick");
+                }
+            }
+        });
+        if let Ok(mut f) = h.0.flusher.lock() {
+            *f = Some(task);
+        }
+        Ok(h)
     }
 
     /// The actor of an account, spawning it (after loading its sessions) if
@@ -398,23 +421,48 @@ impl SessionsHandle {
         }
     }
 
-    /// Writes every live actor's pending extensions (shutdown).
+    /// Writes the pending extensions of every live account in one durable
+    /// transaction (periodically, and at shutdown). On failure the sessions
+    /// are marked dirty again in their actors.
     pub async fn flush_all(&self) -> Result<(), SessionError> {
-        let mut first_err = None;
-        for a in self.0.directory.actors() {
-            let r = match a
-                .call(|reply| SessionMsg::Flush { reply }, Some(CALL_TIMEOUT))
-                .await
-            {
-                Ok(CallResult::Success(r)) => r,
-                Ok(CallResult::Timeout) => Err(SessionError::Busy),
-                _ => Ok(()), // stopped: it wrote before stopping
-            };
-            if let Err(e) = r {
-                first_err.get_or_insert(e);
+        let actors = self.0.directory.actors();
+        let calls = actors
+            .iter()
+            .map(|a| a.call(|reply| SessionMsg::TakeDirty { reply }, Some(CALL_TIMEOUT)));
+        let mut taken = Vec::new();
+        for (a, r) in actors
+            .iter()
+            .zip(futures_util::future::join_all(calls).await)
+        {
+            // A stopped actor wrote its own extensions before stopping.
+            if let Ok(CallResult::Success((name, ext))) = r {
+                if !ext.is_empty() {
+                    taken.push((a.clone(), name, ext));
+                }
             }
         }
-        first_err.map_or(Ok(()), Err)
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let db = self.0.db.clone();
+        let batches: Vec<(Arc<str>, Vec<store::sessions::Extension>)> = taken
+            .iter()
+            .map(|(_, n, e)| (n.clone(), e.clone()))
+            .collect();
+        let res = store::blocking(move || {
+            let refs: Vec<(&str, &[store::sessions::Extension])> =
+                batches.iter().map(|(n, e)| (&**n, e.as_slice())).collect();
+            store::sessions::flush_many(&db, &refs)
+        })
+        .await;
+        if let Err(e) = res {
+            for (a, _, ext) in taken {
+                let hashes = ext.iter().map(|e| e.hash).collect();
+                let _ = a.cast(SessionMsg::Redirty { hashes });
+            }
+            return Err(SessionError::Store(e));
+        }
+        Ok(())
     }
 
     /// Number of live account actors.
@@ -424,6 +472,9 @@ impl SessionsHandle {
 
     /// Stops every actor after flushing, then the supervisor.
     pub async fn shutdown(&self) -> Result<(), SessionError> {
+        if let Some(t) = self.0.flusher.lock().ok().and_then(|mut f| f.take()) {
+            t.abort();
+        }
         let res = self.flush_all().await;
         for a in self.0.directory.actors() {
             let _ = a

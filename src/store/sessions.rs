@@ -116,26 +116,35 @@ pub struct Extension {
     pub last_agent: String,
 }
 
-/// Writes coalesced lifetime extensions in one transaction. Sessions removed
-/// meanwhile are skipped (never resurrected).
+/// Writes coalesced lifetime extensions of one account in one transaction.
+/// Sessions removed meanwhile are skipped (never resurrected).
 pub fn flush(db: &Database, account: &str, ext: &[Extension]) -> Result<(), StoreError> {
+    flush_many(db, &[(account, ext)])
+}
+
+/// Writes coalesced lifetime extensions of many accounts in one
+/// transaction: one commit however many accounts were active.
+pub fn flush_many(db: &Database, batches: &[(&str, &[Extension])]) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     {
         let mut t = txn.open_table(tables::SESSIONS)?;
-        for e in ext {
-            let Some(rec) = t
-                .get((account, e.hash.0))?
-                .map(|v| codec::decode::<SessionRecord>(v.value()))
-            else {
-                continue;
-            };
-            let mut rec = rec?;
-            rec.last_used = e.last_used;
-            rec.expires = e.expires;
-            rec.last_ip = e.last_ip;
-            rec.last_agent.clone_from(&e.last_agent);
-            let enc = codec::encode(&rec)?;
-            t.insert((account, e.hash.0), enc.as_slice())?;
+        for (account, ext) in batches {
+            let account = *account;
+            for e in *ext {
+                let Some(rec) = t
+                    .get((account, e.hash.0))?
+                    .map(|v| codec::decode::<SessionRecord>(v.value()))
+                else {
+                    continue;
+                };
+                let mut rec = rec?;
+                rec.last_used = e.last_used;
+                rec.expires = e.expires;
+                rec.last_ip = e.last_ip;
+                rec.last_agent.clone_from(&e.last_agent);
+                let enc = codec::encode(&rec)?;
+                t.insert((account, e.hash.0), enc.as_slice())?;
+            }
         }
     }
     txn.commit()?;

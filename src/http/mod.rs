@@ -60,8 +60,20 @@ impl ListenerCtx {
     }
 }
 
-/// Answers one request. Never fails: every outcome is a response.
+/// Answers one request. Never fails: every outcome is a response, and every
+/// response carries [`response::security_headers`], whichever handler built it.
 pub async fn handle(
+    services: Arc<Services>,
+    lctx: Arc<ListenerCtx>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let mut resp = route(services, lctx, peer, req).await;
+    response::security_headers(resp.headers_mut());
+    resp
+}
+
+async fn route(
     services: Arc<Services>,
     lctx: Arc<ListenerCtx>,
     peer: SocketAddr,

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -206,8 +207,14 @@ async fn account_sign_in_wrong_password_reload_and_sign_out() {
             t == "invalid credentials"
         })
         .await;
+        // the keyboard is enough: Enter in the password field signs in
         fill(a, "#password", DEMO_PASSWORD).await;
-        click(a, "#login-submit").await;
+        a.find(Locator::Css("#password"))
+            .await
+            .expect("password")
+            .send_keys(&Key::Enter)
+            .await
+            .expect("enter");
         assert_eq!(text(a, "#account-name").await, "demo");
         assert_eq!(text(a, "#addresses").await, DEMO_ADDRESS);
         // the CSRF token lives in localStorage; a reload keeps the session
@@ -239,7 +246,7 @@ async fn password_change_signs_out_the_other_browser_only() {
 
         fill(a, "#new-password", "a new secret☺").await;
         click(a, "#password-submit").await;
-        wait_text(a, "#status", "confirms", |t| {
+        wait_text(a, "#password-status", "confirms", |t| {
             t.starts_with("Password changed")
         })
         .await;
@@ -288,6 +295,366 @@ async fn admin_and_webmail_sign_in() {
         click(m, "#login-submit").await;
         assert!(text(m, "#webmail-ready").await.starts_with("Signed in"));
         no_page_errors(m).await;
+    })
+    .await;
+    t.stop().await;
+}
+
+/// Saves a screenshot under target/browser-screenshots/ when
+/// POSTERN_SCREENSHOTS is set (for looking at the pages; failures always save).
+async fn snap(c: &Client, name: &str) {
+    if std::env::var_os("POSTERN_SCREENSHOTS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
+    let _ = std::fs::create_dir_all(&dir);
+    // the whole page, not just the window: grow the window to the content
+    let height = c
+        .execute("return document.documentElement.scrollHeight", vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(800);
+    let width = c
+        .execute("return window.outerWidth", vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1000);
+    let _ = c
+        .set_window_size(width as u32, (height as u32 + 140).min(6000))
+        .await;
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+    }
+}
+
+/// The page fits the window's width (no sideways scrolling of the page).
+async fn fits_width(c: &Client, what: &str) {
+    let v = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            vec![],
+        )
+        .await
+        .expect("execute");
+    let (content, window) = (v[0].as_u64().expect("n"), v[1].as_u64().expect("n"));
+    assert!(
+        content <= window,
+        "{what}: page is {content}px wide in a {window}px window"
+    );
+}
+
+/// Clicks a button by its visible text among those matching `css`.
+async fn click_text(c: &Client, css: &str, label: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        for el in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
+            if el.text().await.is_ok_and(|t| t == label) {
+                el.click().await.expect("click");
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {css} reading {label:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_session_sends_the_other_browser_to_sign_in() {
+    let t = TestApp::start().await;
+    let mut d = driver().await;
+    let (a, b) = (d.browser().await, d.browser().await);
+    let base = format!("http://{}", t.addr);
+    run("session_revoke", vec![a, b], move |cs| async move {
+        let (a, b) = (&cs[0], &cs[1]);
+        sign_in_account(a, &base, DEMO_PASSWORD).await;
+        assert_eq!(text(a, "#account-name").await, "demo");
+        sign_in_account(b, &base, DEMO_PASSWORD).await;
+        assert_eq!(text(b, "#account-name").await, "demo");
+
+        // A sees both sessions, its own marked, and revokes B's
+        click(a, "#sessions-refresh").await;
+        let rows = wait_text(a, "#sessions-table tbody", "lists two", |t| {
+            t.lines().count() == 2
+        })
+        .await;
+        assert!(rows.contains("this browser"), "{rows}");
+        click_text(a, "#sessions-table button.revoke", "Revoke").await;
+        wait_text(a, "#sessions-status", "confirms", |t| t == "Session revoked.").await;
+        wait_text(a, "#sessions-table tbody", "lists one", |t| {
+            t.lines().count() == 1
+        })
+        .await;
+
+        // B's next action (no reload) brings up the sign-in form, saying why
+        click(b, "#attempts-refresh").await;
+        let msg = wait_text(b, "#login-message", "explains", |t| !t.is_empty()).await;
+        assert!(msg.contains("session ended"), "{msg}");
+        // signing in again finishes the interrupted action on the same page
+        fill(b, "#username", DEMO_ADDRESS).await;
+        fill(b, "#password", DEMO_PASSWORD).await;
+        click(b, "#login-submit").await;
+        wait_text(b, "#account-name", "shows the page again", |t| t == "demo").await;
+        assert!(
+            b.find(Locator::Css("#login-box")).await.is_err(),
+            "the form is gone"
+        );
+
+        // "sign out everywhere else" from A ends B again, A stays
+        click(a, "#sessions-refresh").await;
+        wait_text(a, "#sessions-table tbody", "lists two", |t| {
+            t.lines().count() == 2
+        })
+        .await;
+        click(a, "#revoke-others").await;
+        wait_text(a, "#sessions-status", "counts", |t| {
+            t == "Signed out 1 other session."
+        })
+        .await;
+        b.refresh().await.expect("reload");
+        let msg = wait_text(b, "#login-message", "explains", |t| !t.is_empty()).await;
+        assert!(msg.contains("session ended"), "{msg}");
+        a.refresh().await.expect("reload");
+        assert_eq!(text(a, "#account-name").await, "demo");
+        no_page_errors(a).await;
+        no_page_errors(b).await;
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn account_page_edits_suggestions_and_history() {
+    let t = TestApp::start().await;
+    let mut d = driver().await;
+    let a = d.browser().await;
+    let base = format!("http://{}", t.addr);
+    run("account_edits", vec![a], move |cs| async move {
+        let a = &cs[0];
+        // one failed attempt first, to see it in the history
+        a.goto(&format!("{base}/account/")).await.expect("goto");
+        fill(a, "#username", DEMO_ADDRESS).await;
+        fill(a, "#password", "not the password").await;
+        click(a, "#login-submit").await;
+        wait_text(a, "#login-message", "fails", |t| t == "invalid credentials").await;
+        fill(a, "#password", DEMO_PASSWORD).await;
+        click(a, "#login-submit").await;
+        assert_eq!(text(a, "#account-name").await, "demo");
+
+        // full name: saved and shown after a reload
+        fill(a, "#full-name", "Demo Person").await;
+        click(a, "#full-name-save").await;
+        wait_text(a, "#overview-status", "saves", |t| t == "Full name saved.").await;
+        a.refresh().await.expect("reload");
+        let v = a
+            .find(Locator::Css("#full-name"))
+            .await
+            .expect("field")
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(v.as_deref(), Some("Demo Person"));
+
+        // password: strength feedback as one types, a suggestion from the server
+        fill(a, "#new-password", "abc").await;
+        wait_text(a, "#password-strength", "too short", |t| t.contains("too short")).await;
+        fill(a, "#new-password", "aaaaaaaa").await;
+        wait_text(a, "#password-strength", "weak", |t| t == "Strength: weak").await;
+        click(a, "#password-generate").await;
+        wait_text(a, "#password-strength", "strong", |t| t == "Strength: strong").await;
+        let suggested = a
+            .find(Locator::Css("#new-password"))
+            .await
+            .expect("field")
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("a value");
+        assert_eq!(suggested.len(), 22, "{suggested}");
+
+        // a destination: another mailbox and a rule
+        fill(a, "#dest-mailbox-0", "Incoming").await;
+        click_text(a, "#destinations button", "Save destination").await;
+        wait_text(a, "#dest-status-0", "saves", |t| t == "Saved.").await;
+        fill(a, "#rule-header-0", "List-Id").await;
+        fill(a, "#rule-contains-0", "rust-users").await;
+        fill(a, "#rule-mailbox-0", "Lists/Rust").await;
+        click_text(a, "#destinations button", "Add rule").await;
+        wait_text(a, "#destinations table.rules tbody", "shows the rule", |t| {
+            t.contains("rust-users")
+        })
+        .await;
+        a.refresh().await.expect("reload");
+        let rules = text(a, "#destinations table.rules tbody").await;
+        assert!(rules.contains("List-Id rust-users Lists/Rust"), "{rules}");
+        let mailbox = a
+            .find(Locator::Css("#dest-mailbox-0"))
+            .await
+            .expect("field")
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(mailbox.as_deref(), Some("Incoming"));
+        // a bad rule gets the server's message
+        fill(a, "#rule-header-0", "Bad:Header").await;
+        fill(a, "#rule-contains-0", "x").await;
+        fill(a, "#rule-mailbox-0", "X").await;
+        click_text(a, "#destinations button", "Add rule").await;
+        let msg = wait_text(a, "#dest-status-0", "refuses", |t| !t.is_empty()).await;
+        assert!(msg.contains("header name"), "{msg}");
+
+        // sign-in history: the failure and the success, newest first
+        let hist = wait_text(a, "#attempts-table tbody", "lists both", |t| {
+            t.lines().count() >= 2
+        })
+        .await;
+        let lines: Vec<&str> = hist.lines().collect();
+        assert!(lines[0].contains("signed in"), "{hist}");
+        assert!(lines[1].contains("wrong password"), "{hist}");
+        no_page_errors(a).await;
+        snap(a, "account-desktop").await;
+
+        // phone-sized: the page fits, nothing scrolls sideways
+        a.set_window_size(390, 844).await.expect("resize");
+        a.refresh().await.expect("reload");
+        assert_eq!(text(a, "#account-name").await, "demo");
+        text(a, "#attempts-table").await;
+        fits_width(a, "account page on a phone").await;
+        snap(a, "account-phone").await;
+        no_page_errors(a).await;
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_creates_disables_and_removes_an_account() {
+    let t = TestApp::start().await;
+    let mut d = driver().await;
+    let (a, u) = (d.browser().await, d.browser().await);
+    let base = format!("http://{}", t.addr);
+    let addr = t.addr;
+    run("admin_accounts", vec![a, u], move |cs| async move {
+        let (a, u) = (&cs[0], &cs[1]);
+        a.goto(&format!("{base}/admin/")).await.expect("goto");
+        fill(a, "#password", ADMIN_PASSWORD).await;
+        click(a, "#login-submit").await;
+        text(a, "#accounts").await;
+
+        // add an account, give it a password and a second address
+        fill(a, "#new-account-name", "alice").await;
+        fill(a, "#new-account-address", "alice@example.org").await;
+        click(a, "#account-add-submit").await;
+        wait_text(a, "#detail-name", "opens it", |t| t == "alice").await;
+        let list = text(a, "#accounts tbody").await;
+        assert!(list.contains("alice") && list.contains("demo"), "{list}");
+        fill(a, "#account-password", "alice's secret").await;
+        click(a, "#account-password-submit").await;
+        wait_text(a, "#detail-status", "sets it", |t| t.starts_with("Password set")).await;
+        fill(a, "#address-new", "al@example.org").await;
+        click_text(a, "#address-add button", "Add address").await;
+        wait_text(a, "#detail-address-list", "lists it", |t| {
+            t.contains("al@example.org")
+        })
+        .await;
+        // adding an address that is taken shows the server's message
+        fill(a, "#address-new", DEMO_ADDRESS).await;
+        click_text(a, "#address-add button", "Add address").await;
+        wait_text(a, "#detail-status", "refuses", |t| t == "address already in use").await;
+
+        // alice signs in in another browser, with the new address
+        u.goto(&format!("{base}/account/")).await.expect("goto");
+        fill(u, "#username", "al@example.org").await;
+        fill(u, "#password", "alice's secret").await;
+        click(u, "#login-submit").await;
+        assert_eq!(text(u, "#account-name").await, "alice");
+
+        // the admin sees her session and her sign-in, then disables her
+        click_text(a, "#accounts button.account-open", "alice").await;
+        wait_text(a, "#account-sessions tbody", "shows the session", |t| {
+            t.contains("al@example.org")
+        })
+        .await;
+        let hist = text(a, "#account-attempts tbody").await;
+        assert!(hist.contains("signed in"), "{hist}");
+        fill(a, "#disable-reason", "on holiday").await;
+        click(a, "#account-disable").await;
+        wait_text(a, "#login-disabled", "shows it", |t| t == "disabled").await;
+        let list = text(a, "#accounts tbody").await;
+        assert!(list.contains("disabled: on holiday"), "{list}");
+
+        // her next action fails with the disabled message
+        fill(u, "#full-name", "Alice").await;
+        click(u, "#full-name-save").await;
+        let msg = wait_text(u, "#login-message", "explains", |t| !t.is_empty()).await;
+        assert_eq!(msg, "Your login is disabled: on holiday");
+        // and signing in again says so too
+        fill(u, "#username", "alice@example.org").await;
+        fill(u, "#password", "alice's secret").await;
+        click(u, "#login-submit").await;
+        wait_text(u, "#login-message", "refuses", |t| {
+            t == "login disabled: on holiday"
+        })
+        .await;
+
+        // enable again, then revoke all her sessions
+        click(a, "#account-enable").await;
+        wait_text(a, "#detail-status", "enables", |t| t == "Login enabled.").await;
+        click(a, "#account-sessions-revoke").await;
+        wait_text(a, "#detail-status", "revokes", |t| t == "Revoked 1 session.").await;
+
+        // a rate-limited client shows up and can be reset
+        for _ in 0..12 {
+            send_from(
+                Some("127.0.0.88".parse().expect("ip")),
+                addr,
+                "GET",
+                "/account/x",
+                &[("cookie", "webaccountsession=garbage")],
+                vec![],
+            )
+            .await;
+        }
+        click(a, "#ratelimits-refresh").await;
+        wait_text(a, "#ratelimits-table tbody", "lists it", |t| {
+            t.contains("127.0.0.88/32")
+        })
+        .await;
+        snap(a, "admin-desktop").await;
+        click(a, "#ratelimits-table button[aria-label='Reset 127.0.0.88/32']").await;
+        wait_text(a, "#ratelimits-table tbody", "clears it", |t| {
+            !t.contains("127.0.0.88")
+        })
+        .await;
+        let own = text(a, "#admin-attempts-table tbody").await;
+        assert!(own.contains("signed in"), "{own}");
+
+        // removal asks first; cancel keeps the account
+        click(a, "#account-remove").await;
+        click(a, "#account-remove-cancel").await;
+        assert!(text(a, "#accounts tbody").await.contains("alice"));
+        click(a, "#account-remove").await;
+        let q = text(a, "#remove-q").await;
+        assert!(q.contains("alice"), "{q}");
+        click(a, "#account-remove-confirm").await;
+        wait_text(a, "#accounts-status", "confirms", |t| {
+            t == "Account alice removed."
+        })
+        .await;
+        let list = text(a, "#accounts tbody").await;
+        assert!(!list.contains("alice"), "{list}");
+        no_page_errors(a).await;
+        no_page_errors(u).await;
+
+        a.set_window_size(390, 844).await.expect("resize");
+        click_text(a, "#accounts button.account-open", "demo").await;
+        text(a, "#detail-name").await;
+        fits_width(a, "admin page on a phone").await;
+        snap(a, "admin-phone").await;
     })
     .await;
     t.stop().await;

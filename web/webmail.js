@@ -18,7 +18,5 @@
 		)
 	}
 
-	window.addEventListener('load', async () => {
-		try { await render() } catch (e) { show(h('p.error', 'Error: ' + e.message)) }
-	})
+	postern.start(render)
 })()

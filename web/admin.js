@@ -29,7 +29,7 @@
 				const added = name.value
 				await reloadAccounts()
 				accountsStatus.textContent = 'Account ' + added + ' added. Set a password so it can sign in.'
-				await selectAccount(added)
+				await selectAccount(added, true)
 			}),
 		},
 		h('h3', 'Add an account'),
@@ -42,7 +42,7 @@
 		accountsSec.replaceChildren(
 			h('h2#accounts-h', { tabindex: '-1' }, 'Accounts'),
 			table('table#accounts', ['Account', 'Login'], accounts.map(a => [
-				h('button.link.account-open', { type: 'button', 'data-name': a.Name, onclick: guard(accountsStatus, () => selectAccount(a.Name)) }, a.Name),
+				h('button.link.account-open', { type: 'button', 'data-name': a.Name, onclick: guard(accountsStatus, () => selectAccount(a.Name, true)) }, a.Name),
 				a.LoginDisabled ? h('span.disabled', 'disabled: ' + a.LoginDisabled) : 'enabled',
 			]), 'No accounts yet.'),
 			accountsStatus,
@@ -52,7 +52,7 @@
 
 	// Section: one account in detail.
 	const detailSec = h('section#account-detail', { 'aria-labelledby': 'detail-h', hidden: true })
-	const selectAccount = async (name) => {
+	const selectAccount = async (name, focus) => {
 		const [acc, sessions, attempts] = await Promise.all([
 			api('Account', name), api('AccountSessions', name), api('LoginAttempts', name, 20),
 		])
@@ -166,11 +166,12 @@
 		detailSec.replaceChildren(
 			h('h2#detail-h', { tabindex: '-1' }, 'Account ', h('span#detail-name', name)),
 			status,
-			acc.FullName ? h('p', 'Full name: ', acc.FullName) : null,
+			...(acc.FullName ? [h('p', 'Full name: ', acc.FullName)] : []),
 			addresses, password, login, sessionsBlock, attemptsBlock,
 			h('div#detail-remove', h('h3', 'Remove'), h('p', removeBtn), confirmBox),
 		)
 		detailSec.hidden = false
+		if (focus) document.getElementById('detail-h').focus()
 	}
 
 	// Section: rate-limited clients.

@@ -384,7 +384,10 @@ async fn revoking_a_session_sends_the_other_browser_to_sign_in() {
         .await;
         assert!(rows.contains("this browser"), "{rows}");
         click_text(a, "#sessions-table button.revoke", "Revoke").await;
-        wait_text(a, "#sessions-status", "confirms", |t| t == "Session revoked.").await;
+        wait_text(a, "#sessions-status", "confirms", |t| {
+            t == "Session revoked."
+        })
+        .await;
         wait_text(a, "#sessions-table tbody", "lists one", |t| {
             t.lines().count() == 1
         })
@@ -461,11 +464,17 @@ async fn account_page_edits_suggestions_and_history() {
 
         // password: strength feedback as one types, a suggestion from the server
         fill(a, "#new-password", "abc").await;
-        wait_text(a, "#password-strength", "too short", |t| t.contains("too short")).await;
+        wait_text(a, "#password-strength", "too short", |t| {
+            t.contains("too short")
+        })
+        .await;
         fill(a, "#new-password", "aaaaaaaa").await;
         wait_text(a, "#password-strength", "weak", |t| t == "Strength: weak").await;
         click(a, "#password-generate").await;
-        wait_text(a, "#password-strength", "strong", |t| t == "Strength: strong").await;
+        wait_text(a, "#password-strength", "strong", |t| {
+            t == "Strength: strong"
+        })
+        .await;
         let suggested = a
             .find(Locator::Css("#new-password"))
             .await
@@ -484,9 +493,12 @@ async fn account_page_edits_suggestions_and_history() {
         fill(a, "#rule-contains-0", "rust-users").await;
         fill(a, "#rule-mailbox-0", "Lists/Rust").await;
         click_text(a, "#destinations button", "Add rule").await;
-        wait_text(a, "#destinations table.rules tbody", "shows the rule", |t| {
-            t.contains("rust-users")
-        })
+        wait_text(
+            a,
+            "#destinations table.rules tbody",
+            "shows the rule",
+            |t| t.contains("rust-users"),
+        )
         .await;
         a.refresh().await.expect("reload");
         let rules = text(a, "#destinations table.rules tbody").await;
@@ -554,7 +566,10 @@ async fn admin_creates_disables_and_removes_an_account() {
         assert!(list.contains("alice") && list.contains("demo"), "{list}");
         fill(a, "#account-password", "alice's secret").await;
         click(a, "#account-password-submit").await;
-        wait_text(a, "#detail-status", "sets it", |t| t.starts_with("Password set")).await;
+        wait_text(a, "#detail-status", "sets it", |t| {
+            t.starts_with("Password set")
+        })
+        .await;
         fill(a, "#address-new", "al@example.org").await;
         click_text(a, "#address-add button", "Add address").await;
         wait_text(a, "#detail-address-list", "lists it", |t| {
@@ -564,7 +579,10 @@ async fn admin_creates_disables_and_removes_an_account() {
         // adding an address that is taken shows the server's message
         fill(a, "#address-new", DEMO_ADDRESS).await;
         click_text(a, "#address-add button", "Add address").await;
-        wait_text(a, "#detail-status", "refuses", |t| t == "address already in use").await;
+        wait_text(a, "#detail-status", "refuses", |t| {
+            t == "address already in use"
+        })
+        .await;
 
         // alice signs in in another browser, with the new address
         u.goto(&format!("{base}/account/")).await.expect("goto");
@@ -605,7 +623,10 @@ async fn admin_creates_disables_and_removes_an_account() {
         click(a, "#account-enable").await;
         wait_text(a, "#detail-status", "enables", |t| t == "Login enabled.").await;
         click(a, "#account-sessions-revoke").await;
-        wait_text(a, "#detail-status", "revokes", |t| t == "Revoked 1 session.").await;
+        wait_text(a, "#detail-status", "revokes", |t| {
+            t == "Revoked 1 session."
+        })
+        .await;
 
         // a rate-limited client shows up and can be reset
         for _ in 0..12 {
@@ -625,7 +646,11 @@ async fn admin_creates_disables_and_removes_an_account() {
         })
         .await;
         snap(a, "admin-desktop").await;
-        click(a, "#ratelimits-table button[aria-label='Reset 127.0.0.88/32']").await;
+        click(
+            a,
+            "#ratelimits-table button[aria-label='Reset 127.0.0.88/32']",
+        )
+        .await;
         wait_text(a, "#ratelimits-table tbody", "clears it", |t| {
             !t.contains("127.0.0.88")
         })

@@ -31,7 +31,11 @@ fn check(what: &str, r: &Resp) -> String {
         Some("same-origin"),
         "{what}"
     );
-    assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"), "{what}");
+    assert_eq!(
+        r.header("x-frame-options").as_deref(),
+        Some("DENY"),
+        "{what}"
+    );
     // plain HTTP: no HSTS (it would be a lie, and pins nothing)
     assert_eq!(r.header("strict-transport-security"), None, "{what}");
     r.header("cache-control")

@@ -684,3 +684,32 @@ async fn admin_creates_disables_and_removes_an_account() {
     .await;
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_says_so() {
+    let t = TestApp::start().await;
+    let mut d = driver().await;
+    let a = d.browser().await;
+    let base = format!("http://{}", t.addr);
+    let clock = t.clock.clone();
+    run("expired", vec![a], move |cs| async move {
+        let a = &cs[0];
+        sign_in_account(a, &base, DEMO_PASSWORD).await;
+        assert_eq!(text(a, "#account-name").await, "demo");
+        // a day and a bit without use: the account session's idle lifetime is 24 h
+        clock.advance(Duration::from_secs(25 * 3600));
+        click(a, "#sessions-refresh").await;
+        let msg = wait_text(a, "#login-message", "explains", |t| !t.is_empty()).await;
+        // "session expired" while the session is still in memory, "session
+        // ended: it expired, ..." once the actor has swept it
+        assert!(msg.contains("expired"), "{msg}");
+        assert!(msg.ends_with("Please sign in again."), "{msg}");
+        fill(a, "#username", DEMO_ADDRESS).await;
+        fill(a, "#password", DEMO_PASSWORD).await;
+        click(a, "#login-submit").await;
+        wait_text(a, "#account-name", "is back", |t| t == "demo").await;
+        no_page_errors(a).await;
+    })
+    .await;
+    t.stop().await;
+}

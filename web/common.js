@@ -139,7 +139,9 @@ const postern = (() => {
 
 	const humanReason = (r) => {
 		if (r === 'session expired') return 'Your session expired. Please sign in again.'
-		if (r === 'unknown session token') return 'Your session ended (signed out elsewhere, or the password changed). Please sign in again.'
+		// expired sessions are swept from memory within seconds, after which
+		// the server no longer knows them: say every way a session ends
+		if (r === 'unknown session token') return 'Your session ended: it expired, was signed out elsewhere, or the password changed. Please sign in again.'
 		if (r.startsWith('login disabled')) return 'Your login is disabled: ' + r.replace(/^login disabled: /, '')
 		return r
 	}

@@ -36,6 +36,7 @@
 //! | [`setup`] | provisioning on the databases |
 //! | [`attempts`] | sign-in attempts: batched writer, listing |
 //! | [`control`] | the local control socket of a running server |
+//! | [`mailview`] | header fields and plain text of a message, for the webmail |
 
 pub mod admin;
 pub mod api;
@@ -48,6 +49,7 @@ pub mod config;
 pub mod control;
 pub mod credentials;
 pub mod http;
+pub mod mailview;
 pub mod protocol;
 pub mod ratelimit;
 pub mod sessions;

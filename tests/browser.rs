@@ -204,9 +204,10 @@ async fn account_sign_in_wrong_password_reload_and_sign_out() {
         fill(a, "#password", "wrong password").await;
         click(a, "#login-submit").await;
         wait_text(a, "#login-message", "shows the failure", |t| {
-            t == "invalid credentials"
+            t == "Wrong email address or password."
         })
         .await;
+        snap(a, "login-desktop").await;
         // the keyboard is enough: Enter in the password field signs in
         fill(a, "#password", DEMO_PASSWORD).await;
         a.find(Locator::Css("#password"))
@@ -443,7 +444,10 @@ async fn account_page_edits_suggestions_and_history() {
         fill(a, "#username", DEMO_ADDRESS).await;
         fill(a, "#password", "not the password").await;
         click(a, "#login-submit").await;
-        wait_text(a, "#login-message", "fails", |t| t == "invalid credentials").await;
+        wait_text(a, "#login-message", "fails", |t| {
+            t == "Wrong email address or password."
+        })
+        .await;
         fill(a, "#password", DEMO_PASSWORD).await;
         click(a, "#login-submit").await;
         assert_eq!(text(a, "#account-name").await, "demo");
@@ -615,7 +619,7 @@ async fn admin_creates_disables_and_removes_an_account() {
         fill(u, "#password", "alice's secret").await;
         click(u, "#login-submit").await;
         wait_text(u, "#login-message", "refuses", |t| {
-            t == "login disabled: on holiday"
+            t == "Your login is disabled: on holiday"
         })
         .await;
 

@@ -116,7 +116,9 @@ const postern = (() => {
 					page().hidden = false
 					done()
 				} catch (e) {
-					message.textContent = e.message
+					message.textContent = e.code === 'user:loginFailed' && e.message === 'invalid credentials'
+						? (isAdmin ? 'Wrong password.' : 'Wrong email address or password.')
+						: humanReason(e.message)
 					button.disabled = false
 					password.focus()
 				}

@@ -1,9 +1,12 @@
 //! Starting and stopping one postern instance.
 //!
-//! Owns the start-up order (open the databases, start the actors, bind the
-//! listeners, serve) and the shutdown order (stop accepting, let requests
-//! finish, write pending session extensions, stop the actors, close the
-//! databases). [`AppHandle`] is what `main` and the integration tests hold.
+//! Owns the start-up order (open the databases, start the actors, load TLS
+//! certificates, bind the listeners — plain, TLS, forwarded — serve) and the
+//! shutdown order: stop accepting, let in-flight requests finish (at most
+//! [`GRACE`]), write pending session extensions, stop the admin and
+//! rate-limiter actors; the databases close when the last handle is dropped
+//! (at process exit for the binary). [`AppHandle`] is what `main` and the
+//! integration tests hold; [`AppHandle::reload_tls`] is what SIGHUP calls.
 //!
 //! Never: keeps global state: two instances in one process (tests) are
 //! independent, except for the process-wide metrics recorder.
@@ -23,9 +26,10 @@ use crate::auth::Auth;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Limits};
 use crate::credentials::Hasher;
-use crate::http::server::{ServerOpts, serve};
+use crate::http::server::{ServerOpts, serve, serve_tls};
 use crate::http::{self, ListenerCtx};
-use crate::ratelimit::{Limits as RateLimits, RateLimiterHandle};
+use crate::import::ImportHandle;
+use crate::ratelimit::RateLimiterHandle;
 use crate::sessions::{ActorTiming, Policy, SessionsHandle};
 use crate::store::{self, Stores};
 
@@ -36,6 +40,8 @@ pub struct Services {
     pub auth: Auth,
     /// Request limits.
     pub limits: Limits,
+    /// Mail import and export.
+    pub mail: ImportHandle,
 }
 
 /// Start-up choices that are not configuration: what tests change.
@@ -64,12 +70,14 @@ pub struct AppHandle {
     pub metrics_address: Option<SocketAddr>,
     /// The services (tests inspect them).
     pub services: Arc<Services>,
+    /// Certificates of the TLS listeners, reloaded by [`AppHandle::reload_tls`].
+    tls: Vec<Arc<crate::http::tls::ReloadableTls>>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
 /// How long in-flight requests get at shutdown.
-const GRACE: Duration = Duration::from_secs(10);
+pub const GRACE: Duration = Duration::from_secs(10);
 
 impl AppHandle {
     /// Starts an instance: databases, actors, listeners.
@@ -84,22 +92,38 @@ impl AppHandle {
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )
         .context("password hashing")?;
+        let (idle, max) = config.sessions.webaccount.millis();
+        let (webmail_idle, webmail_max) = config.sessions.webmail.millis();
+        let policy = Policy {
+            idle,
+            max,
+            webmail_idle,
+            webmail_max,
+            ..Policy::default()
+        };
         let sessions = SessionsHandle::start(
             stores.accounts.clone(),
             opts.clock.clone(),
-            Policy::default(),
+            policy,
             opts.timing,
         )
         .await
         .context("starting session supervisor")?;
         let db = stores.accounts.clone();
         let admin_password = store::blocking(move || store::accounts::admin_password(&db)).await?;
-        let admin = AdminHandle::start(AdminPolicy::default(), admin_password, opts.clock.clone())
+        let (idle, max) = config.sessions.webadmin.millis();
+        let admin_policy = AdminPolicy {
+            idle,
+            max,
+            ..AdminPolicy::default()
+        };
+        let admin = AdminHandle::start(admin_policy, admin_password, opts.clock.clone())
             .await
             .context("starting admin sessions")?;
-        let limiter = RateLimiterHandle::spawn(RateLimits::default(), 4)
+        let limiter = RateLimiterHandle::spawn(config.ratelimit.limits(), 4)
             .await
-            .context("starting rate limiter")?;
+            .context("starting rate limiter")?
+            .with_allowlist(config.ratelimit.allowlist.clone());
         let attempts = LoginAttemptsHandle::start(
             stores.accounts.clone(),
             opts.clock.clone(),
@@ -117,9 +141,18 @@ impl AppHandle {
             stores,
             bad_auth_delay: Duration::from_millis(config.bad_auth_delay_ms),
         };
+        let mail = ImportHandle::start_actor(
+            auth.stores.mail.clone(),
+            config.mail,
+            opts.clock.clone(),
+            config.data_dir.join("tmp"),
+        )
+        .await
+        .context("starting importer")?;
         let services = Arc::new(Services {
             auth,
             limits: config.limits,
+            mail,
         });
 
         let (tx, rx) = watch::channel(false);
@@ -130,15 +163,35 @@ impl AppHandle {
             grace: GRACE,
         };
         let mut addresses = Vec::new();
-        for l in &config.listeners {
+        let mut tls_configs = Vec::new();
+        for (i, l) in config.listeners.iter().enumerate() {
+            let tls = match &l.tls {
+                Some(t) => Some(Arc::new(
+                    crate::http::tls::ReloadableTls::new(t.cert.clone(), t.key.clone())
+                        .with_context(|| format!("listener[{i}].tls"))?,
+                )),
+                None => None,
+            };
             let listener = TcpListener::bind(l.address)
                 .await
                 .with_context(|| format!("listening on {}", l.address))?;
             addresses.push(listener.local_addr()?);
-            let lctx = Arc::new(ListenerCtx::new(l.interfaces(), false));
+            let mut lctx = ListenerCtx::new(l.interfaces(), tls.is_some());
+            if l.forwarded {
+                lctx = lctx.forwarded(l.trusted_proxies.clone());
+            }
+            let lctx = Arc::new(lctx);
             let services = services.clone();
             let svc = move |peer, req| http::handle(services.clone(), lctx.clone(), peer, req);
-            tasks.spawn(serve(listener, server_opts, rx.clone(), svc));
+            match tls {
+                Some(tls) => {
+                    tls_configs.push(tls.clone());
+                    tasks.spawn(serve_tls(listener, server_opts, tls, rx.clone(), svc));
+                }
+                None => {
+                    tasks.spawn(serve(listener, server_opts, rx.clone(), svc));
+                }
+            }
         }
         // The control socket: created now that we hold the database lock. A
         // server that cannot create it (e.g. a path too long for a Unix
@@ -163,9 +216,13 @@ impl AppHandle {
                 .with_context(|| format!("listening on {addr}"))?;
             metrics_address = Some(listener.local_addr()?);
             let handle = crate::telemetry::recorder();
+            let services = services.clone();
             let svc = move |_peer, req: hyper::Request<hyper::body::Incoming>| {
-                let r = http::metrics::handle(&handle, &req);
-                async move { r }
+                let (handle, services) = (handle.clone(), services.clone());
+                async move {
+                    http::metrics::collect(&services).await;
+                    http::metrics::handle(&handle, &req)
+                }
             };
             tasks.spawn(serve(listener, server_opts, rx.clone(), svc));
         }
@@ -173,15 +230,39 @@ impl AppHandle {
             addresses,
             metrics_address,
             services,
+            tls: tls_configs,
             shutdown: tx,
             tasks,
         })
+    }
+
+    /// Reads every TLS listener's certificate and key again (SIGHUP). Open
+    /// connections keep their certificate; a listener whose files are broken
+    /// keeps the old ones and the error is returned.
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        let mut first_err = None;
+        for t in &self.tls {
+            match t.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %t.cert_path().display(), "tls certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "tls reload failed; keeping the old certificate");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish, writes pending
     /// session extensions and stops the actors.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        self.services.mail.shutdown().await;
         while self.tasks.join_next().await.is_some() {}
         let auth = &self.services.auth;
         let res = auth.sessions.shutdown().await;

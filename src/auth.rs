@@ -100,15 +100,36 @@ fn client(ip: Option<IpAddr>, agent: &str) -> Client {
 }
 
 impl Auth {
-    /// Checks a request's session, in the protocol's order.
-    pub async fn check(
+    /// Checks a request's session on an interface, in the protocol's order.
+    /// The session cookie is read under the interface's name for this request
+    /// (`__Secure-` prefixed when configured and over HTTPS); there is no
+    /// check by kind alone, so no route can miss the prefixed name.
+    pub async fn check_in(
         &self,
-        kind: Kind,
+        iface: &Interface,
         view: &RequestView<'_>,
         csrf: Csrf<'_>,
         agent: &str,
     ) -> Result<Authed, Refused> {
-        let p = match check::presented(view, kind, csrf) {
+        self.check_named(
+            iface.kind,
+            iface.session_cookie(view.https),
+            view,
+            csrf,
+            agent,
+        )
+        .await
+    }
+
+    async fn check_named(
+        &self,
+        kind: Kind,
+        session_cookie: &str,
+        view: &RequestView<'_>,
+        csrf: Csrf<'_>,
+        agent: &str,
+    ) -> Result<Authed, Refused> {
+        let p = match check::presented_named(view, kind, session_cookie, csrf) {
             Ok(p) => p,
             Err((f, ip)) => return Err(self.refuse(kind, f, ip).await),
         };
@@ -174,7 +195,7 @@ impl Auth {
     pub fn login_prep(&self, iface: &Interface, https: bool) -> Result<(String, String), ApiError> {
         let token = Token::generate().map_err(|_| ApiError::server())?.expose();
         let c = cookie::set_cookie(
-            iface.kind.login_cookie(),
+            iface.login_cookie(https),
             &token,
             &iface.prefix,
             Lifetime::MaxAge(30),
@@ -195,7 +216,7 @@ impl Auth {
         password: &str,
     ) -> Result<LoginOk, ApiError> {
         let kind = iface.kind;
-        let cookie = cookie::find(&view.cookie_headers, kind.login_cookie());
+        let cookie = cookie::find(&view.cookie_headers, iface.login_cookie(view.https));
         let matches = cookie.is_some_and(|c| !login_token.is_empty() && ct_eq_str(c, login_token));
         if !matches {
             let mut msg = "missing login token cookie".to_string();
@@ -294,14 +315,14 @@ impl Auth {
         let value = cookie::session_value(&new.token.expose(), &account);
         let cookies = vec![
             cookie::set_cookie(
-                kind.session_cookie(),
+                iface.session_cookie(view.https),
                 &value,
                 &iface.prefix,
                 Lifetime::Session,
                 view.https,
             ),
             cookie::set_cookie(
-                kind.login_cookie(),
+                iface.login_cookie(view.https),
                 "",
                 &iface.prefix,
                 Lifetime::Delete,
@@ -387,7 +408,7 @@ impl Auth {
         };
         match removed {
             Ok(_) => Ok(cookie::set_cookie(
-                iface.kind.session_cookie(),
+                iface.session_cookie(https),
                 "",
                 &iface.prefix,
                 Lifetime::Delete,

@@ -107,6 +107,37 @@ pub enum Command {
         #[arg(long, global = true, default_value = "postern-local")]
         dir: PathBuf,
     },
+    /// Import a zip or tgz of mbox files and maildirs into an account (the
+    /// server must be stopped; see docs/mail.md).
+    Import {
+        /// The account.
+        account: String,
+        /// The archive.
+        file: PathBuf,
+        /// Path prefix to remove from mailbox names.
+        #[arg(long, default_value = "")]
+        skip_prefix: String,
+        /// Data directory (its database is DIR/data, or DIR itself if it holds accounts.redb).
+        #[arg(long, default_value = "postern-local")]
+        dir: PathBuf,
+    },
+    /// Export an account's mail to stdout (the server must be stopped).
+    Export {
+        /// The account.
+        account: String,
+        /// mbox or maildir.
+        #[arg(long)]
+        format: String,
+        /// tgz, zip, tar, or none (one plain mbox of one mailbox).
+        #[arg(long)]
+        archive: String,
+        /// Only this mailbox and its children.
+        #[arg(long, default_value = "")]
+        mailbox: String,
+        /// Data directory (its database is DIR/data, or DIR itself if it holds accounts.redb).
+        #[arg(long, default_value = "postern-local")]
+        dir: PathBuf,
+    },
 }
 
 /// `postern account ...`
@@ -220,9 +251,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config } => {
             let c = Config::load(&config)?;
             telemetry::init_logging(&c.log_level);
+            let tls: Vec<bool> = c.listeners.iter().map(|l| l.tls.is_some()).collect();
             let app = AppHandle::start(c, StartOptions::default()).await?;
-            for a in &app.addresses {
-                tracing::info!(address = %a, "listening");
+            for (a, tls) in app.addresses.iter().zip(tls) {
+                let scheme = if tls { "https" } else { "http" };
+                tracing::info!(address = %a, scheme, "listening");
+                println!("listening on {scheme}://{a}/");
+            }
+            if let Some(m) = app.metrics_address {
+                println!("metrics on http://{m}/metrics");
             }
             wait_and_shutdown(app).await
         }
@@ -276,6 +313,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Import {
+            account,
+            file,
+            skip_prefix,
+            dir,
+        } => tokio::task::spawn_blocking(move || import_cmd(&dir, &account, &file, &skip_prefix))
+            .await
+            .context("import task")?,
+        Command::Export {
+            account,
+            format,
+            archive,
+            mailbox,
+            dir,
+        } => tokio::task::spawn_blocking(move || {
+            export_cmd(&dir, &account, &format, &archive, &mailbox)
+        })
+        .await
+        .context("export task")?,
     }
 }
 
@@ -452,11 +508,79 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
     Ok(pw.to_string())
 }
 
+fn open_stores(dir: &Path) -> anyhow::Result<Stores> {
+    let dir = &data_dir(dir)?;
+    Stores::open(dir).with_context(|| {
+        format!(
+            "opening {} (is a server running on it? stop it first)",
+            dir.display()
+        )
+    })
+}
+
+fn import_cmd(dir: &Path, account: &str, file: &Path, skip_prefix: &str) -> anyhow::Result<()> {
+    use crate::import::local;
+    let stores = open_stores(dir)?;
+    let f = local::open(file)?;
+    let bar = local::BarSink::new(f.try_clone().context("archive handle")?)?;
+    local::import_file(
+        &stores,
+        account,
+        f,
+        skip_prefix,
+        crate::mail::MailLimits::default(),
+        SystemClock.now(),
+        &bar,
+    )?;
+    eprintln!("import done");
+    Ok(())
+}
+
+fn export_cmd(
+    dir: &Path,
+    account: &str,
+    format: &str,
+    archive: &str,
+    mailbox: &str,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let recursive = if archive == "none" { "" } else { "on" };
+    let fields: Vec<(String, String)> = [
+        ("format", format),
+        ("archive", archive),
+        ("mailbox", mailbox),
+        ("recursive", recursive),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let spec = crate::mail::export::ExportSpec::from_form(&fields).map_err(anyhow::Error::msg)?;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        anyhow::bail!("refusing to write an archive to a terminal: redirect stdout to a file");
+    }
+    let stores = open_stores(dir)?;
+    let out = std::io::BufWriter::new(stdout.lock());
+    let n = crate::import::local::export_to(&stores, account, &spec, out)?;
+    eprintln!("exported {n} messages");
+    Ok(())
+}
+
 async fn localserve(dir: &Path, ip: IpAddr) -> anyhow::Result<()> {
     let config_path = dir.join("postern.toml");
     let fresh = !config_path.exists();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let config = Config::local(ip, PathBuf::from("data"));
+    let mut config = Config::local(ip, PathBuf::from("data"));
+    let tls_dir = dir.join("tls");
+    crate::http::tls::self_signed(&tls_dir, &["localhost".into(), ip.to_string()])
+        .context("making the self-signed certificate")?;
+    let mut https = config.listeners[0].clone();
+    https.address = std::net::SocketAddr::new(ip, 1443);
+    https.tls = Some(crate::config::TlsConfig {
+        cert: PathBuf::from("tls/cert.pem"),
+        key: PathBuf::from("tls/key.pem"),
+    });
+    config.listeners.push(https);
     let text = toml::to_string(&config).context("writing configuration")?;
     std::fs::write(
         &config_path,
@@ -501,6 +625,12 @@ async fn localserve(dir: &Path, ip: IpAddr) -> anyhow::Result<()> {
     println!("account: http://{http}/account/  (login {DEMO_ADDRESS} / {DEMO_PASSWORD})");
     println!("admin:   http://{http}/admin/    (password {ADMIN_PASSWORD})");
     println!("webmail: http://{http}/webmail/");
+    if let Some(https) = app.addresses.get(1) {
+        println!(
+            "https:   https://{https}/account/ (self-signed certificate {})",
+            tls_dir.join("cert.pem").display()
+        );
+    }
     if let Some(m) = app.metrics_address {
         println!("metrics: http://{m}/metrics");
     }
@@ -509,6 +639,25 @@ async fn localserve(dir: &Path, ip: IpAddr) -> anyhow::Result<()> {
 }
 
 async fn wait_and_shutdown(app: AppHandle) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            let stop = wait_for_signal();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = hup.recv() => {
+                        // Errors are logged by reload_tls; the old certificate stays.
+                        let _ = app.reload_tls();
+                    }
+                }
+            }
+            tracing::info!("shutting down");
+            return app.shutdown().await;
+        }
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     app.shutdown().await

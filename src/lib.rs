@@ -25,6 +25,7 @@
 //! | [`admin`] | admin sessions |
 //! | [`ratelimit`] | the failed-auth rate limiter |
 //! | [`credentials`] | password rules and hashing |
+//! | [`fuzzing`] | fuzz target bodies: properties of every parser and pure state machine |
 //! | [`store`] | redb files, tables, record codec |
 //! | [`http`] | the hyper layer |
 //! | [`app`] | start-up and shutdown |
@@ -36,6 +37,8 @@
 //! | [`setup`] | provisioning on the databases |
 //! | [`attempts`] | sign-in attempts: batched writer, listing |
 //! | [`control`] | the local control socket of a running server |
+//! | [`import`] | mail import: importer actor, pipeline, progress |
+//! | [`mail`] | mailbox names, flags, mbox and maildir formats, export |
 //! | [`mailview`] | header fields and plain text of a message, for the webmail |
 
 pub mod admin;
@@ -48,7 +51,10 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod credentials;
+pub mod fuzzing;
 pub mod http;
+pub mod import;
+pub mod mail;
 pub mod mailview;
 pub mod protocol;
 pub mod ratelimit;

@@ -19,6 +19,87 @@ pub const SESSION_ACTORS: &str = "postern_session_actors";
 /// `postern_session_actor_failures_total`: account session actors that failed.
 pub const SESSION_ACTOR_FAILURES: &str = "postern_session_actor_failures_total";
 
+/// `postern_sessions{kind}`: sessions held in memory (account sessions of
+/// running account actors, admin sessions).
+pub const SESSIONS: &str = "postern_sessions";
+/// `postern_api_calls_total{kind,function}`: API calls answered.
+pub const API_CALLS: &str = "postern_api_calls_total";
+/// `postern_api_errors_total{kind,function,code}`: API calls answered with a
+/// sherpa error, by code.
+pub const API_ERRORS: &str = "postern_api_errors_total";
+/// `postern_api_call_duration_seconds{kind,function}`: API call latency.
+pub const API_DURATION: &str = "postern_api_call_duration_seconds";
+/// `postern_http_requests_total{kind,status}`: HTTP requests answered on the
+/// interface listeners (`kind` is `none` when no interface matched).
+pub const HTTP_REQUESTS: &str = "postern_http_requests_total";
+/// `postern_http_request_duration_seconds{kind}`: time to the response head.
+pub const HTTP_DURATION: &str = "postern_http_request_duration_seconds";
+/// `postern_password_verify_duration_seconds`: argon2id verification time,
+/// including the wait for a hashing slot.
+pub const PASSWORD_VERIFY_DURATION: &str = "postern_password_verify_duration_seconds";
+/// `postern_ratelimit_entries`: keys held by the failed-auth rate limiter
+/// (set at each scrape).
+pub const RATELIMIT_ENTRIES: &str = "postern_ratelimit_entries";
+/// `postern_imports_started_total`: mail imports started.
+pub const IMPORTS_STARTED: &str = "postern_imports_started_total";
+/// `postern_imports_finished_total`: mail imports that completed.
+pub const IMPORTS_FINISHED: &str = "postern_imports_finished_total";
+/// `postern_imports_failed_total`: mail imports that failed or were aborted.
+pub const IMPORTS_FAILED: &str = "postern_imports_failed_total";
+
+/// Histogram buckets, in seconds: from fast session checks to slow hashing.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Adjusts `postern_sessions{kind}` from a reported count to a new one.
+pub fn sessions_delta(kind: crate::protocol::Kind, before: u64, after: u64) {
+    let g = metrics::gauge!(SESSIONS, "kind" => kind.name());
+    if after > before {
+        g.increment((after - before) as f64);
+    } else if before > after {
+        g.decrement((before - after) as f64);
+    }
+}
+
+/// Sets `postern_sessions{kind}` outright (admin sessions, at scrape time).
+pub fn sessions_set(kind: crate::protocol::Kind, n: usize) {
+    metrics::gauge!(SESSIONS, "kind" => kind.name()).set(n as f64);
+}
+
+/// Records one API call. `function` must be a known function name (the
+/// caller maps anything else to `other`) and `code` a sherpa code.
+pub fn api_call(
+    kind: crate::protocol::Kind,
+    function: &'static str,
+    error: Option<&'static str>,
+    elapsed: std::time::Duration,
+) {
+    metrics::counter!(API_CALLS, "kind" => kind.name(), "function" => function).increment(1);
+    if let Some(code) = error {
+        metrics::counter!(API_ERRORS, "kind" => kind.name(), "function" => function, "code" => code)
+            .increment(1);
+    }
+    metrics::histogram!(API_DURATION, "kind" => kind.name(), "function" => function)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records one HTTP request on an interface listener.
+pub fn http_request(kind: &'static str, status: u16, elapsed: std::time::Duration) {
+    metrics::counter!(HTTP_REQUESTS, "kind" => kind, "status" => status.to_string()).increment(1);
+    metrics::histogram!(HTTP_DURATION, "kind" => kind).record(elapsed.as_secs_f64());
+}
+
+/// Records one password verification.
+pub fn password_verify(elapsed: std::time::Duration) {
+    metrics::histogram!(PASSWORD_VERIFY_DURATION).record(elapsed.as_secs_f64());
+}
+
+/// Sets the rate limiter's entry count.
+pub fn ratelimit_entries(n: usize) {
+    metrics::gauge!(RATELIMIT_ENTRIES).set(n as f64);
+}
+
 /// Counts one authentication attempt.
 pub fn auth(kind: crate::protocol::Kind, variant: &'static str, result: &'static str) {
     metrics::counter!(AUTH_TOTAL, "kind" => kind.name(), "variant" => variant, "result" => result)
@@ -36,7 +117,12 @@ pub fn recorder() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Buckets make histograms render as Prometheus histograms
+            // (without them the exporter renders summaries).
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder was installed first (a host program
             // embedding postern); then our handle renders nothing, which is safe.
@@ -52,6 +138,7 @@ pub fn init_logging(level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -313,6 +313,19 @@ pub(super) async fn call(c: &Call<'_>, function: &str, params: Params) -> Result
             let (limit,): (u32,) = params.decode(function)?;
             Reply::result(&attempts(auth, &me.account, limit).await?)
         }
+        "ImportAbort" => {
+            let (token,): (String,) = params.decode(function)?;
+            c.services
+                .mail
+                .abort(&me.account, &token)
+                .await
+                .map_err(|e| e.to_api())?;
+            Reply::result(&())
+        }
+        "Types" => {
+            params.decode::<()>(function)?;
+            Reply::result(&serde_json::json!({ "Token": "" }))
+        }
         _ => Err(bad_function(function)),
     }
 }

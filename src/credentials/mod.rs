@@ -151,6 +151,13 @@ impl Hasher {
     /// or no password set) verifies against a dummy hash and fails, taking the
     /// same time.
     pub async fn verify(&self, password: &str, phc: Option<String>) -> bool {
+        let started = std::time::Instant::now();
+        let ok = self.verify_inner(password, phc).await;
+        crate::telemetry::password_verify(started.elapsed());
+        ok
+    }
+
+    async fn verify_inner(&self, password: &str, phc: Option<String>) -> bool {
         let Ok(password) = normalize(password) else {
             return false;
         };

@@ -10,6 +10,17 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::response::{self, Body};
 
+/// Sets the gauges that are read from the services at scrape time: admin
+/// sessions held and rate-limiter entries.
+pub async fn collect(services: &crate::app::Services) {
+    if let Ok(n) = services.auth.admin.count().await {
+        crate::telemetry::sessions_set(crate::protocol::Kind::WebAdmin, n);
+    }
+    if let Ok(n) = services.auth.limiter.entries().await {
+        crate::telemetry::ratelimit_entries(n);
+    }
+}
+
 /// Answers a request on the metrics listener.
 pub fn handle(handle: &PrometheusHandle, req: &Request<Incoming>) -> Response<Body> {
     if req.uri().path() != "/metrics" {

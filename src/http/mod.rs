@@ -16,15 +16,25 @@
 //! | `P api/<Function>` | POST | session + csrf header | sherpa JSON |
 //! | `P api/<Function>` | not POST | none (checked first) | 405 text |
 //! | `P api/` | GET | session + csrf header | function list |
+//! | `P import`, `P importprogress`, `P export...` (webaccount) | see [`mail`] | | |
 //! | anything else under `P` | any | session | 403 text without, 404 with |
+//!
+//! The client IP and scheme come from [`client`] (the peer, or trusted
+//! reverse proxies' headers on a forwarded listener). Every request gets one
+//! log line (target `postern::request`) and the HTTP metrics; HTTPS answers
+//! get `Strict-Transport-Security`. TLS and connection handling are in
+//! [`server`] and [`tls`].
 //!
 //! Never: decides protocol outcomes itself; reads a body before the caller is
 //! authenticated (except sign-in calls) or without a size bound.
 
+pub mod client;
+pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod response;
 pub mod server;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,35 +60,115 @@ pub struct ListenerCtx {
     pub interfaces: Vec<Interface>,
     /// Whether this listener speaks TLS.
     pub https: bool,
+    /// How clients are identified (peer, or trusted reverse proxies).
+    pub client: client::ClientIdent,
 }
 
 impl ListenerCtx {
     /// A listener context; sorts the interfaces for routing.
     pub fn new(mut interfaces: Vec<Interface>, https: bool) -> ListenerCtx {
         interfaces.sort_by_key(|i| std::cmp::Reverse(i.prefix.len()));
-        ListenerCtx { interfaces, https }
+        ListenerCtx {
+            interfaces,
+            https,
+            client: client::ClientIdent::direct(),
+        }
+    }
+
+    /// In forwarded mode behind the given trusted proxies.
+    pub fn forwarded(mut self, trusted: Vec<crate::protocol::forwarded::Cidr>) -> ListenerCtx {
+        self.client = client::ClientIdent::forwarded(trusted);
+        self
     }
 }
 
+/// What the request log line and the HTTP metrics say about a request;
+/// filled in while routing. Holds no path, token or cookie.
+#[derive(Debug)]
+struct RequestLog {
+    /// Interface kind, or `none`.
+    kind: &'static str,
+    /// API function (a known name, `other` or `describe`).
+    function: Option<&'static str>,
+    /// The account of an authenticated request (`admin` for the admin).
+    account: Option<String>,
+    /// Whether the client reached us over HTTPS.
+    https: bool,
+    /// The sherpa error code of an API answer.
+    code: Option<&'static str>,
+}
+
+impl RequestLog {
+    fn authed(&mut self, a: &Authed) {
+        self.account = Some(if a.kind == crate::protocol::Kind::WebAdmin {
+            "admin".into()
+        } else {
+            a.account.clone()
+        });
+    }
+}
+
+/// `Strict-Transport-Security` on HTTPS answers: one year.
+const HSTS: &str = "max-age=31536000";
+
 /// Answers one request. Never fails: every outcome is a response, and every
 /// response carries [`response::security_headers`], whichever handler built it.
+///
+/// Logs one line per request (target `postern::request`: kind, function,
+/// status, duration, account) and records the HTTP metrics.
 pub async fn handle(
     services: Arc<Services>,
     lctx: Arc<ListenerCtx>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let mut resp = route(services, lctx, peer, req).await;
+    let started = std::time::Instant::now();
+    let mut log = RequestLog {
+        kind: "none",
+        function: None,
+        account: None,
+        https: lctx.https,
+        code: None,
+    };
+    let method = req.method().clone();
+    let mut resp = route(&services, &lctx, peer, req, &mut log).await;
     response::security_headers(resp.headers_mut());
+    if log.https {
+        resp.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static(HSTS),
+        );
+    }
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    crate::telemetry::http_request(log.kind, status, elapsed);
+    tracing::info!(
+        target: "postern::request",
+        kind = log.kind,
+        method = %method,
+        function = log.function,
+        status,
+        code = log.code,
+        duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        account = log.account.as_deref(),
+        "request"
+    );
     resp
 }
 
 async fn route(
-    services: Arc<Services>,
-    lctx: Arc<ListenerCtx>,
+    services: &Arc<Services>,
+    lctx: &ListenerCtx,
     peer: SocketAddr,
     req: Request<Incoming>,
+    log: &mut RequestLog,
 ) -> Response<Body> {
+    let client = lctx.client.resolve(peer.ip(), req.headers(), lctx.https);
+    log.https = client.https;
+    let site = req.headers().get("sec-fetch-site").map(|v| v.as_bytes());
+    if let Some(msg) = crate::protocol::crosssite::refusal(req.method().as_str(), site) {
+        return response::text(StatusCode::FORBIDDEN, msg);
+    }
     let path = req.uri().path().to_string();
     let Some(iface) = lctx.interfaces.iter().find(|i| path.starts_with(&i.prefix)) else {
         if let Some(i) = lctx.interfaces.iter().find(|i| {
@@ -90,6 +180,7 @@ async fn route(
         }
         return response::text(StatusCode::NOT_FOUND, "404 page not found");
     };
+    log.kind = iface.kind.name();
     let sub = &path[iface.prefix.len()..];
     let (parts, body) = req.into_parts();
     let view = RequestView {
@@ -100,9 +191,9 @@ async fn route(
             .map(|v| v.as_bytes())
             .collect(),
         csrf_header: parts.headers.get("x-mox-csrf").map(|v| v.as_bytes()),
-        client_ip: Some(peer.ip().to_canonical()),
-        https: lctx.https,
-        forwarded: false,
+        client_ip: client.client_ip,
+        https: client.https,
+        forwarded: lctx.client.is_forwarded(),
     };
     let agent = parts
         .headers
@@ -119,9 +210,24 @@ async fn route(
             ),
         };
     }
+    if iface.kind == crate::protocol::Kind::WebAccount && mail::is_mail_path(sub) {
+        let query = parts.uri.query();
+        return mail::handle(
+            services,
+            iface,
+            &view,
+            agent,
+            &parts.method,
+            &parts.headers,
+            sub,
+            query,
+            body,
+        )
+        .await;
+    }
     if let Some(function) = sub.strip_prefix("api/") {
         return api_call(
-            &services,
+            services,
             iface,
             &view,
             agent,
@@ -129,15 +235,19 @@ async fn route(
             &parts.headers,
             function,
             body,
+            log,
         )
         .await;
     }
     match services
         .auth
-        .check(iface.kind, &view, Csrf::NotRequired, agent)
+        .check_in(iface, &view, Csrf::NotRequired, agent)
         .await
     {
-        Ok(_) => response::text(StatusCode::NOT_FOUND, "404 page not found"),
+        Ok(a) => {
+            log.authed(&a);
+            response::text(StatusCode::NOT_FOUND, "404 page not found")
+        }
         Err(Refused::Failure(f)) => response::text(
             StatusCode::FORBIDDEN,
             &format!("403 - forbidden - {}", f.message()),
@@ -163,6 +273,7 @@ async fn api_call(
     headers: &HeaderMap,
     function: &str,
     body: Incoming,
+    log: &mut RequestLog,
 ) -> Response<Body> {
     let describe = function.is_empty();
     if describe && *method != Method::GET || !describe && *method != Method::POST {
@@ -172,18 +283,63 @@ async fn api_call(
             &format!("405 - method not allowed - use {want}"),
         );
     }
+    // A label from a fixed set: unknown names never become label values.
+    let label = if describe {
+        "describe"
+    } else {
+        api::functions(iface.kind)
+            .iter()
+            .find(|f| **f == function)
+            .copied()
+            .unwrap_or("other")
+    };
+    log.function = Some(label);
+    let started = std::time::Instant::now();
+    let resp = api_answer(
+        services, iface, view, agent, headers, function, body, describe, log,
+    )
+    .await;
+    crate::telemetry::api_call(iface.kind, label, log.code, started.elapsed());
+    resp
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one request, borrowed"
+)]
+async fn api_answer(
+    services: &Arc<Services>,
+    iface: &Interface,
+    view: &RequestView<'_>,
+    agent: &str,
+    headers: &HeaderMap,
+    function: &str,
+    body: Incoming,
+    describe: bool,
+    log: &mut RequestLog,
+) -> Response<Body> {
     let authed = if api::needs_auth(function) {
         match services
             .auth
-            .check(iface.kind, view, Csrf::Header, agent)
+            .check_in(iface, view, Csrf::Header, agent)
             .await
         {
-            Ok(a) => Some(a),
+            Ok(a) => {
+                log.authed(&a);
+                Some(a)
+            }
             Err(Refused::Failure(f)) => {
+                log.code = Some(f.code().as_str());
                 return response::api_error(&ApiError::new(f.code(), f.message()));
             }
-            Err(Refused::RateLimited(d)) => return response::too_many(d),
-            Err(Refused::Internal) => return response::api_error(&ApiError::server()),
+            Err(Refused::RateLimited(d)) => {
+                log.code = Some("ratelimited");
+                return response::too_many(d);
+            }
+            Err(Refused::Internal) => {
+                log.code = Some(Code::ServerError.as_str());
+                return response::api_error(&ApiError::server());
+            }
         }
     } else {
         None
@@ -200,7 +356,10 @@ async fn api_call(
         Ok(reply) => {
             response::with_cookies(response::json(StatusCode::OK, reply.body), &reply.cookies)
         }
-        Err(e) => response::api_error(&e),
+        Err(e) => {
+            log.code = Some(e.code.as_str());
+            response::api_error(&e)
+        }
     }
 }
 
@@ -224,7 +383,8 @@ async fn call_function(
             "content-type must be application/json",
         ));
     }
-    let body = read_body(body, headers, services.limits.api_body_bytes).await?;
+    let timeout = std::time::Duration::from_secs(services.limits.body_timeout_secs);
+    let body = read_body(body, headers, services.limits.api_body_bytes, timeout).await?;
     let params = sherpa::parse_call(&body)?;
     let call = api::Call {
         services,
@@ -236,8 +396,13 @@ async fn call_function(
     api::call(call, function, params).await
 }
 
-/// Reads a body of at most `limit` bytes.
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a body of at most `limit` bytes, arriving within `timeout`.
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::user(format!("request body too large, limit is {limit} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -246,7 +411,13 @@ async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        return Err(ApiError::user(format!(
+            "timeout reading request body, limit is {} s",
+            timeout.as_secs()
+        )));
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(_) => Err(ApiError::user("error reading request body")),

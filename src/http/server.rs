@@ -6,6 +6,13 @@
 //! bounded, the service is infallible, and shutdown stops accepting and lets
 //! in-flight requests finish within a grace period.
 //!
+//! TLS listeners ([`serve_tls`]) do the handshake in the connection's task,
+//! bounded by the header timeout, with the certificate current at that moment
+//! (SIGHUP reloads it, see [`super::tls`]), then speak HTTP/2 when ALPN chose
+//! `h2` (with bounded streams, header list size and keepalive pings) and
+//! HTTP/1.1 otherwise. Plain listeners speak HTTP/1.1 only: hyper_util's
+//! auto builder has no timeout while sniffing the preface (hyper#3962).
+//!
 //! Never: ends the loop on an accept error (one EMFILE would stop the server);
 //! lets a service error reach hyper (that would drop the connection unanswered).
 
@@ -16,10 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -40,10 +47,50 @@ pub struct ServerOpts {
 /// Largest request head (request line and headers) a client may send.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// Most concurrent HTTP/2 streams per connection.
+pub const H2_MAX_STREAMS: u32 = 100;
+/// Largest HTTP/2 header list.
+pub const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
+/// Interval of HTTP/2 keepalive pings; a connection that does not answer
+/// one within [`H2_KEEPALIVE_TIMEOUT`] is closed.
+pub const H2_KEEPALIVE: Duration = Duration::from_secs(60);
+/// See [`H2_KEEPALIVE`].
+pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most header fields in one request; more is answered 431.
+pub const MAX_HEADERS: usize = 100;
+
 /// Serves `svc` on `listener` until `shutdown` becomes true.
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     opts: ServerOpts,
+    shutdown: watch::Receiver<bool>,
+    svc: F,
+) where
+    F: Fn(SocketAddr, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    serve_inner(listener, opts, None, shutdown, svc).await;
+}
+
+/// Serves `svc` over TLS (HTTP/2 or HTTP/1.1 by ALPN) on `listener` until
+/// `shutdown` becomes true.
+pub async fn serve_tls<F, Fut>(
+    listener: TcpListener,
+    opts: ServerOpts,
+    tls: Arc<super::tls::ReloadableTls>,
+    shutdown: watch::Receiver<bool>,
+    svc: F,
+) where
+    F: Fn(SocketAddr, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    serve_inner(listener, opts, Some(tls), shutdown, svc).await;
+}
+
+async fn serve_inner<F, Fut>(
+    listener: TcpListener,
+    opts: ServerOpts,
+    tls: Option<Arc<super::tls::ReloadableTls>>,
     mut shutdown: watch::Receiver<bool>,
     svc: F,
 ) where
@@ -75,14 +122,42 @@ pub async fn serve<F, Fut>(
             let fut = svc(peer, req);
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(opts.header_timeout)
-            .max_buf_size(MAX_HEAD_BYTES);
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let Some(tls) = &tls else {
+            let conn = graceful
+                .watch(http1_builder(&opts).serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                let _ = conn.await;
+                drop(permit);
+            });
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = conn.await;
+            let stream =
+                match tokio::time::timeout(opts.header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = TokioIo::new(stream);
+            if h2 {
+                let mut b = http2::Builder::new(TokioExecutor::new());
+                b.timer(TokioTimer::new())
+                    .max_concurrent_streams(H2_MAX_STREAMS)
+                    .max_header_list_size(H2_MAX_HEADER_LIST)
+                    .keep_alive_interval(H2_KEEPALIVE)
+                    .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+                let _ = watcher.watch(b.serve_connection(io, service)).await;
+            } else {
+                let _ = watcher
+                    .watch(http1_builder(&opts).serve_connection(io, service))
+                    .await;
+            }
             drop(permit);
         });
     }
@@ -93,6 +168,18 @@ pub async fn serve<F, Fut>(
     {
         tracing::warn!("connections still open after the shutdown grace period");
     }
+}
+
+/// HTTP/1.1 with a timer, the header-read timeout and a bounded head.
+fn http1_builder(opts: &ServerOpts) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
+    builder
 }
 
 /// Resolves when shutdown is signalled (or its sender is gone).

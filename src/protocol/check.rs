@@ -121,6 +121,17 @@ pub fn presented(
     kind: Kind,
     csrf: Csrf<'_>,
 ) -> Result<Presented, (Failure, Option<IpAddr>)> {
+    presented_named(view, kind, kind.session_cookie(), csrf)
+}
+
+/// [`presented`] with the session cookie's name given (it differs with the
+/// `__Secure-` prefix, see [`super::Interface::session_cookie`]).
+pub fn presented_named(
+    view: &RequestView<'_>,
+    kind: Kind,
+    session_cookie: &str,
+    csrf: Csrf<'_>,
+) -> Result<Presented, (Failure, Option<IpAddr>)> {
     let csrf = match csrf {
         Csrf::NotRequired => None,
         Csrf::Header => match view.csrf_header {
@@ -132,7 +143,7 @@ pub fn presented(
             Some(v) => Some(Token::parse(v)),
         },
     };
-    let Some(value) = cookie::find(&view.cookie_headers, kind.session_cookie()) else {
+    let Some(value) = cookie::find(&view.cookie_headers, session_cookie) else {
         return Err((Failure::NoSession(kind), None));
     };
     let Some(ip) = view.client_ip else {

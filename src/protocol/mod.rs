@@ -11,6 +11,8 @@
 
 pub mod check;
 pub mod cookie;
+pub mod crosssite;
+pub mod forwarded;
 pub mod sherpa;
 
 use std::fmt;
@@ -109,6 +111,50 @@ pub struct Interface {
     /// Path prefix, starting and ending with `/`, e.g. `/account/`. Cookies are
     /// scoped to it.
     pub prefix: String,
+    /// Over HTTPS, prefix cookie names with `__Secure-`.
+    pub secure_cookie_prefix: bool,
+}
+
+impl Interface {
+    /// An interface with plain cookie names.
+    pub fn new(kind: Kind, prefix: impl Into<String>) -> Interface {
+        Interface {
+            kind,
+            prefix: prefix.into(),
+            secure_cookie_prefix: false,
+        }
+    }
+
+    /// The login cookie's name for a request (`__Secure-` prefixed when
+    /// configured and the request came over HTTPS).
+    pub fn login_cookie(&self, https: bool) -> &'static str {
+        if self.secure_cookie_prefix && https {
+            secure_name(self.kind.login_cookie())
+        } else {
+            self.kind.login_cookie()
+        }
+    }
+
+    /// The session cookie's name for a request (see [`Interface::login_cookie`]).
+    pub fn session_cookie(&self, https: bool) -> &'static str {
+        if self.secure_cookie_prefix && https {
+            secure_name(self.kind.session_cookie())
+        } else {
+            self.kind.session_cookie()
+        }
+    }
+}
+
+/// The `__Secure-` form of a cookie name.
+fn secure_name(plain: &'static str) -> &'static str {
+    match plain {
+        "webadminlogin" => "__Secure-webadminlogin",
+        "webaccountlogin" => "__Secure-webaccountlogin",
+        "webmaillogin" => "__Secure-webmaillogin",
+        "webadminsession" => "__Secure-webadminsession",
+        "webaccountsession" => "__Secure-webaccountsession",
+        _ => "__Secure-webmailsession",
+    }
 }
 
 /// What the protocol needs to know about a request. Built by the HTTP layer;
@@ -126,4 +172,32 @@ pub struct RequestView<'a> {
     pub https: bool,
     /// Whether the listener sits behind a reverse proxy (changes some hints).
     pub forwarded: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_prefix_only_over_https_and_when_configured() {
+        for kind in Kind::ALL {
+            let plain = Interface::new(kind, "/x/");
+            let secure = Interface {
+                secure_cookie_prefix: true,
+                ..plain.clone()
+            };
+            assert_eq!(plain.session_cookie(true), kind.session_cookie());
+            assert_eq!(plain.login_cookie(true), kind.login_cookie());
+            assert_eq!(secure.session_cookie(false), kind.session_cookie());
+            assert_eq!(secure.login_cookie(false), kind.login_cookie());
+            assert_eq!(
+                secure.session_cookie(true),
+                format!("__Secure-{}", kind.session_cookie())
+            );
+            assert_eq!(
+                secure.login_cookie(true),
+                format!("__Secure-{}", kind.login_cookie())
+            );
+        }
+    }
 }

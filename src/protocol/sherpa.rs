@@ -193,9 +193,24 @@ pub trait DeserializeTuple: Sized {
     fn from_values(v: Vec<Value>, function: &str) -> Result<Self, ApiError>;
 }
 
+/// Longest decoding error kept in a `sherpa:badParams` message, in bytes:
+/// serde's messages quote the offending value, and an answer must not echo
+/// a megabyte of the request back.
+pub const MAX_PARAM_ERROR: usize = 200;
+
 fn one<T: DeserializeOwned>(v: Value, i: usize, function: &str) -> Result<T, ApiError> {
-    serde_json::from_value(v)
-        .map_err(|e| ApiError::bad_params(format!("{function}: parameter {i}: {e}")))
+    serde_json::from_value(v).map_err(|e| {
+        let mut e = e.to_string();
+        if e.len() > MAX_PARAM_ERROR {
+            let mut end = MAX_PARAM_ERROR;
+            while !e.is_char_boundary(end) {
+                end -= 1;
+            }
+            e.truncate(end);
+            e.push_str("...");
+        }
+        ApiError::bad_params(format!("{function}: parameter {i}: {e}"))
+    })
 }
 
 impl DeserializeTuple for () {
@@ -266,6 +281,24 @@ mod tests {
         let p = parse_call(br#"{"params":[1]}"#).expect("ok");
         let e = p.decode::<(String,)>("X").expect_err("type");
         assert_eq!(e.code, Code::BadParams);
+    }
+
+    #[test]
+    fn long_values_are_not_echoed_whole() {
+        let long = "é".repeat(10_000);
+        let p = Params::from_values(vec![Value::from(long)]);
+        let e = p.decode::<(u64,)>("X").expect_err("type");
+        assert_eq!(e.code, Code::BadParams);
+        assert!(
+            e.message
+                .starts_with("X: parameter 0: invalid type: string")
+        );
+        assert!(
+            e.message.len() <= MAX_PARAM_ERROR + 32,
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.ends_with("..."));
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct RateLimiterHandle {
     /// Keyed hash for shard choice, shared by clones so every clone picks
     /// the same shard for an address.
     shard_hasher: RandomState,
+    /// Addresses and networks never limited and never counted.
+    allowlist: Arc<[crate::protocol::forwarded::Cidr]>,
 }
 
 impl std::fmt::Debug for RateLimiterHandle {
@@ -145,7 +147,20 @@ impl RateLimiterHandle {
             shards: refs.into(),
             filter,
             shard_hasher: RandomState::new(),
+            allowlist: Arc::from(Vec::new()),
         })
+    }
+
+    /// This handle with `allowlist`: attempts from those addresses are never
+    /// refused and never counted.
+    pub fn with_allowlist(mut self, allowlist: Vec<crate::protocol::forwarded::Cidr>) -> Self {
+        self.allowlist = allowlist.into();
+        self
+    }
+
+    /// Whether `ip` is on the allowlist.
+    pub fn allowed(&self, ip: IpAddr) -> bool {
+        crate::protocol::forwarded::listed(&self.allowlist, ip)
     }
 
     /// Count one failed authentication attempt from `ip`.
@@ -154,6 +169,9 @@ impl RateLimiterHandle {
     /// Call this *before* checking credentials, as the seeds do, and
     /// [`RateLimiterHandle::reset_if_needed`] after a success.
     pub async fn attempt(&self, ip: IpAddr) -> Result<Result<(), Limited>, RateLimitError> {
+        if self.allowed(ip) {
+            return Ok(Ok(()));
+        }
         self.call_shard(ip, |reply| RateLimitMsg::Attempt { ip, reply })
             .await
     }
@@ -445,6 +463,7 @@ mod tests {
             shards: vec![deaf.clone()].into(),
             filter: Arc::new(FailureFilter::new()),
             shard_hasher: RandomState::new(),
+            allowlist: Arc::from(Vec::new()),
         };
         let start = tokio::time::Instant::now();
         assert_eq!(

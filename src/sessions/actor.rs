@@ -55,6 +55,23 @@ pub struct AccountSessionState {
     args: AccountSessionArgs,
     last_activity: Instant,
     timer: Option<JoinHandle<()>>,
+    /// Sessions counted in the `postern_sessions` gauge: (webaccount, webmail).
+    reported: (u64, u64),
+}
+
+/// Brings the `postern_sessions{kind}` gauge in line with the state.
+fn report_sessions(state: &mut AccountSessionState) {
+    let mut now = (0u64, 0u64);
+    for (_, s) in state.args.sessions.iter() {
+        if s.kind == crate::protocol::Kind::WebMail {
+            now.1 += 1;
+        } else {
+            now.0 += 1;
+        }
+    }
+    crate::telemetry::sessions_delta(crate::protocol::Kind::WebAccount, state.reported.0, now.0);
+    crate::telemetry::sessions_delta(crate::protocol::Kind::WebMail, state.reported.1, now.1);
+    state.reported = now;
 }
 
 impl Actor for AccountSessionActor {
@@ -72,6 +89,7 @@ impl Actor for AccountSessionActor {
             args,
             last_activity: Instant::now(),
             timer: None,
+            reported: (0, 0),
         })
     }
 
@@ -81,6 +99,7 @@ impl Actor for AccountSessionActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.timer = Some(myself.send_interval(state.args.tick, || SessionMsg::Tick));
+        report_sessions(state);
         Ok(())
     }
 
@@ -90,6 +109,9 @@ impl Actor for AccountSessionActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         metrics::gauge!(crate::telemetry::SESSION_ACTORS).decrement(1);
+        crate::telemetry::sessions_delta(crate::protocol::Kind::WebAccount, state.reported.0, 0);
+        crate::telemetry::sessions_delta(crate::protocol::Kind::WebMail, state.reported.1, 0);
+        state.reported = (0, 0);
         if let Some(t) = state.timer.take() {
             t.abort();
         }
@@ -110,6 +132,19 @@ impl Actor for AccountSessionActor {
         myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let res = self.handle_msg(myself, msg, state).await;
+        report_sessions(state);
+        res
+    }
+}
+
+impl AccountSessionActor {
+    async fn handle_msg(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        state: &mut AccountSessionState,
     ) -> Result<(), ActorProcessingErr> {
         let now = state.args.clock.now();
         if !matches!(msg, SessionMsg::Tick) {

@@ -32,6 +32,10 @@ pub struct Policy {
     pub max: i64,
     /// Most sessions per account.
     pub cap: usize,
+    /// Idle lifetime of webmail sessions (`idle` is the account interface's).
+    pub webmail_idle: i64,
+    /// Absolute lifetime of webmail sessions.
+    pub webmail_max: i64,
 }
 
 impl Default for Policy {
@@ -41,6 +45,26 @@ impl Default for Policy {
             idle: 24 * 3600 * 1000,
             max: 30 * 24 * 3600 * 1000,
             cap: 100,
+            webmail_idle: 24 * 3600 * 1000,
+            webmail_max: 30 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+impl Policy {
+    /// Idle lifetime of sessions of `kind`.
+    pub fn idle_for(&self, kind: Kind) -> i64 {
+        match kind {
+            Kind::WebMail => self.webmail_idle,
+            _ => self.idle,
+        }
+    }
+
+    /// Absolute lifetime of sessions of `kind`.
+    pub fn max_for(&self, kind: Kind) -> i64 {
+        match kind {
+            Kind::WebMail => self.webmail_max,
+            _ => self.max,
         }
     }
 }
@@ -197,7 +221,7 @@ impl AccountSessions {
 
     /// Whether a session is past its idle or absolute lifetime.
     fn expired(&self, s: &Session, now: UnixMillis) -> bool {
-        now >= s.expires || now >= s.created.saturating_add(self.policy.max)
+        now >= s.expires || now >= s.created.saturating_add(self.policy.max_for(s.kind))
     }
 
     /// Checks a session of interface `kind` (a session works only on the kind
@@ -231,7 +255,7 @@ impl AccountSessions {
         } else {
             Some(self.intern(&client.agent))
         };
-        let idle = self.policy.idle;
+        let idle = self.policy.idle_for(kind);
         let Some(s) = self.sessions.get_mut(token) else {
             return Err(Failure::UnknownSession);
         };
@@ -278,7 +302,7 @@ impl AccountSessions {
             login_address: login_address.to_string(),
             created: now,
             last_used: now,
-            expires: now.saturating_add(self.policy.idle),
+            expires: now.saturating_add(self.policy.idle_for(kind)),
             created_ip: client.ip,
             created_agent: client.agent.clone(),
             last_ip: client.ip,

@@ -13,6 +13,7 @@
 //! | [`AccountRecord`] | 2 (adds `destinations`) | 1: [`AccountRecordV1`], upgraded with a default destination per address |
 //! | [`SessionRecord`] | 1 | |
 //! | [`LoginAttemptRecord`] | 1 | |
+//! | [`MailboxRecord`], [`MessageRecord`], [`StagedRecord`] | 1 | |
 //!
 //! Never: is bypassed: no other module serializes records.
 
@@ -224,6 +225,54 @@ pub struct SessionRecord {
     pub last_ip: Option<IpAddr>,
     /// User agent at last use (bounded).
     pub last_agent: String,
+}
+
+/// A mailbox as stored (the name is the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxRecord {
+    /// When the mailbox was created.
+    pub created: UnixMillis,
+}
+
+/// A message's metadata as stored (the bytes are in `message_data`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// The mailbox it is in.
+    pub mailbox: String,
+    /// System flags ([`crate::mail::Flags`] bits).
+    pub flags: u8,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// When it was received.
+    pub received: UnixMillis,
+    /// Size of the raw bytes.
+    pub size: u64,
+}
+
+/// A message of an import in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedRecord {
+    /// The account importing.
+    pub account: String,
+    /// The message as it will be published.
+    pub message: MessageRecord,
+    /// For maildir messages: the maildir's path in the archive, whose
+    /// `dovecot-keywords` resolves `letters` at publish time.
+    pub maildir: String,
+    /// Unresolved maildir keyword letters.
+    pub letters: String,
+}
+
+impl Record for MailboxRecord {
+    const VERSION: u8 = VERSION;
+}
+
+impl Record for MessageRecord {
+    const VERSION: u8 = VERSION;
+}
+
+impl Record for StagedRecord {
+    const VERSION: u8 = VERSION;
 }
 
 fn config() -> impl bincode::config::Config {

@@ -2,8 +2,9 @@
 //!
 //! Owns the database files and every read and write of them:
 //! `accounts.redb` (accounts, addresses, sessions, settings; see [`tables`]).
-//! Mail will live in its own file, `mail.redb`, so a long import never holds the
-//! single writer of the file that logins write to.
+//! Mail lives in its own file, `mail.redb` (see [`mail`]), so a long import
+//! never holds the single writer of the file that logins write to; opening it
+//! discards whatever a crash left of an unfinished import.
 //!
 //! Never: spawns, awaits, or holds a transaction beyond one function call.
 //! Async callers run these functions on the blocking pool ([`blocking`]).
@@ -13,6 +14,7 @@ pub mod attempts;
 pub mod codec;
 pub mod error;
 pub mod hooks;
+pub mod mail;
 pub mod sessions;
 pub mod tables;
 
@@ -23,11 +25,18 @@ use redb::Database;
 
 pub use error::StoreError;
 
+/// Page cache of `mail.redb`. redb's default (1 GiB) would let memory grow
+/// with every message an import writes or an export reads; mail is streamed,
+/// so a small cache keeps memory flat.
+pub const MAIL_CACHE_BYTES: usize = 32 << 20;
+
 /// The open database files of one postern instance.
 #[derive(Clone, Debug)]
 pub struct Stores {
     /// `accounts.redb`.
     pub accounts: Arc<Database>,
+    /// `mail.redb`: mailboxes, messages, import staging.
+    pub mail: Arc<Database>,
 }
 
 impl Stores {
@@ -43,8 +52,19 @@ impl Stores {
         txn.open_table(tables::SETTINGS)?;
         txn.open_table(tables::LOGIN_ATTEMPTS)?;
         txn.commit()?;
+        let mail = Database::builder()
+            .set_cache_size(MAIL_CACHE_BYTES)
+            .create(dir.join("mail.redb"))?;
+        let txn = mail.begin_write()?;
+        mail::create_tables(&txn)?;
+        txn.commit()?;
+        let leftover = mail::discard_all_staging(&mail)?;
+        if leftover > 0 {
+            tracing::info!(messages = leftover, "discarded an unfinished import");
+        }
         Ok(Stores {
             accounts: Arc::new(db),
+            mail: Arc::new(mail),
         })
     }
 }

@@ -13,6 +13,16 @@
 //! In `login_attempts` the admin's own attempts use the empty account name,
 //! which no account can have.
 //!
+//! `mail.redb` holds (all written by [`super::mail`] only):
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `mailboxes` | (account, mailbox name) | [`MailboxRecord`](super::codec::MailboxRecord) |
+//! | `messages` | (account, message id) | [`MessageRecord`](super::codec::MessageRecord) |
+//! | `message_data` | (account, message id) | raw message bytes |
+//! | `mail_counters` | account | next message id |
+//! | `import_staging` | (import key, message id) | [`StagedRecord`](super::codec::StagedRecord) |
+//!
 //! Never: defines a table anywhere else in the crate.
 
 use redb::TableDefinition;
@@ -33,3 +43,20 @@ pub const LOGIN_ATTEMPTS: TableDefinition<(&str, u64, u32), &[u8]> =
 
 /// Key in [`SETTINGS`] of the admin password's PHC string.
 pub const ADMIN_PASSWORD: &str = "admin-password";
+
+// mail.redb (see [`super::mail`]): one account's mail is every key whose first
+// part is the account name.
+
+/// (account, mailbox name) → encoded `MailboxRecord`.
+pub const MAILBOXES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("mailboxes");
+/// (account, message id) → encoded `MessageRecord`: a message is visible once
+/// it is here.
+pub const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// (account, message id) → the raw message bytes, exactly as received.
+pub const MESSAGE_DATA: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("message_data");
+/// Account → next message id.
+pub const MAIL_COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("mail_counters");
+/// (import key, message id) → encoded `StagedRecord`: a message of an import
+/// that has not been published yet (its bytes are in `message_data`).
+pub const IMPORT_STAGING: TableDefinition<([u8; 16], u64), &[u8]> =
+    TableDefinition::new("import_staging");

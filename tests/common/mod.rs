@@ -26,6 +26,14 @@ pub const DEMO_ADDRESS: &str = "demo@localhost";
 pub const DEMO_PASSWORD: &str = "demodemo";
 pub const ADMIN_PASSWORD: &str = "adminadmin";
 
+/// Session actor timing of test instances: extensions written every 200 ms.
+fn test_timing() -> ActorTiming {
+    ActorTiming {
+        tick: Duration::from_millis(200),
+        idle_stop: Duration::from_secs(3600),
+    }
+}
+
 /// A running test instance.
 pub struct TestApp {
     pub app: Option<AppHandle>,
@@ -77,7 +85,8 @@ impl TestApp {
             tick: Duration::from_millis(100),
             idle_stop,
         };
-        TestApp::boot_timed(dir, ManualClock::starting_now(), 20, timing).await
+        let c = config(dir.path(), 20);
+        TestApp::boot_full(dir, ManualClock::starting_now(), 20, c, timing).await
     }
 
     /// Starts on an existing data directory (provisioned already).
@@ -85,27 +94,46 @@ impl TestApp {
         TestApp::boot(dir, ManualClock::starting_now(), 20).await
     }
 
-    async fn boot(dir: tempfile::TempDir, clock: ManualClock, delay_ms: u64) -> TestApp {
-        let timing = ActorTiming {
-            tick: Duration::from_millis(200),
-            idle_stop: Duration::from_secs(3600),
-        };
-        TestApp::boot_timed(dir, clock, delay_ms, timing).await
+    /// A fresh instance with the given accounts and a changed configuration.
+    pub async fn start_tweaked(
+        accounts: &[(&str, &str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        TestApp::start_configured(accounts, 20, tweak).await
     }
 
-    async fn boot_timed(
+    /// Like [`TestApp::start_with`], with the configuration changed by `f`
+    /// (a restart goes back to the default configuration).
+    pub async fn start_configured(
+        accounts: &[(&str, &str, &str)],
+        delay_ms: u64,
+        f: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        provision(dir.path(), accounts);
+        let clock = ManualClock::starting_now();
+        let mut c = config(dir.path(), delay_ms);
+        f(&mut c);
+        TestApp::boot_full(dir, clock, delay_ms, c, test_timing()).await
+    }
+
+    async fn boot(dir: tempfile::TempDir, clock: ManualClock, delay_ms: u64) -> TestApp {
+        let c = config(dir.path(), delay_ms);
+        TestApp::boot_full(dir, clock, delay_ms, c, test_timing()).await
+    }
+
+    async fn boot_full(
         dir: tempfile::TempDir,
         clock: ManualClock,
         delay_ms: u64,
+        c: Config,
         timing: ActorTiming,
     ) -> TestApp {
         let opts = StartOptions {
             clock: Arc::new(clock.clone()),
             timing,
         };
-        let app = AppHandle::start(config(dir.path(), delay_ms), opts)
-            .await
-            .expect("start app");
+        let app = AppHandle::start(c, opts).await.expect("start app");
         TestApp {
             addr: app.addresses[0],
             metrics: app.metrics_address,
@@ -238,6 +266,8 @@ pub struct Browser {
     pub cookies: BTreeMap<(String, String), String>,
     pub csrf: Option<String>,
     pub agent: String,
+    /// Headers sent with every request (e.g. X-Forwarded-For).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -248,6 +278,7 @@ impl Browser {
             cookies: BTreeMap::new(),
             csrf: None,
             agent: "postern-test/1".into(),
+            extra_headers: Vec::new(),
         }
     }
 
@@ -314,6 +345,9 @@ impl Browser {
             headers.push(("cookie", c.as_str()));
         }
         headers.extend_from_slice(extra);
+        for (k, v) in &self.extra_headers {
+            headers.push((k.as_str(), v.as_str()));
+        }
         let r = send_from(self.from, self.addr, method, path, &headers, body).await;
         self.store(&r);
         r

@@ -1,0 +1,179 @@
+//! The fuzz properties under proptest: random bytes for every target, and
+//! inputs built to reach deep (well-formed cookies, JSON calls, valid
+//! records), so `cargo test` covers what a short fuzz run would.
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use super::*;
+use crate::store::codec::{self, SessionRecord};
+
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..max)
+}
+
+/// A JSON value a few levels deep.
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        "[ -~]{0,12}".prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A `Cookie` header made of cookie-like pieces.
+fn cookie_header() -> impl Strategy<Value = Vec<u8>> {
+    let name = prop_oneof![
+        Just("webaccountsession".to_string()),
+        Just("webadminsession".to_string()),
+        Just("webmaillogin".to_string()),
+        "[a-z]{1,4}",
+    ];
+    let value = prop_oneof![
+        "[A-Za-z0-9_-]{22} [a-zA-Z0-9%+]{0,12}",
+        "\"[A-Za-z0-9_-]{22} [a-zA-Z0-9%+.]{0,12}\"",
+        "[ -~]{0,30}",
+    ];
+    proptest::collection::vec((name, value), 0..4).prop_map(|pairs| {
+        pairs
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+            .into_bytes()
+    })
+}
+
+fn session_record() -> impl Strategy<Value = SessionRecord> {
+    (
+        any::<u64>(),
+        0u8..4,
+        any::<[u8; 32]>(),
+        any::<String>(),
+        any::<(i64, i64, i64)>(),
+        proptest::option::of(any::<std::net::IpAddr>()),
+        "[ -~]{0,20}",
+    )
+        .prop_map(
+            |(id, kind, csrf_hash, addr, (c, l, e), ip, agent)| SessionRecord {
+                id,
+                kind,
+                csrf_hash,
+                login_address: addr,
+                created: c,
+                last_used: l,
+                expires: e,
+                created_ip: ip,
+                created_agent: agent.clone(),
+                last_ip: ip,
+                last_agent: agent,
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn cookie_on_random_bytes(data in bytes(256)) {
+        cookie(&data);
+    }
+
+    #[test]
+    fn cookie_on_built_headers(
+        h in proptest::collection::vec(cookie_header(), 1..3),
+        csrf in "[A-Za-z0-9_-]{0,23}",
+    ) {
+        let mut data = csrf.into_bytes();
+        for line in h {
+            data.push(b'\n');
+            data.extend(line);
+        }
+        cookie(&data);
+    }
+
+    #[test]
+    fn query_escape_on_random_bytes(data in bytes(128)) {
+        query_escape(&data);
+    }
+
+    #[test]
+    fn query_escape_on_text_and_escapes(s in any::<String>(), e in "([a-zA-Z0-9+~]|%[0-9a-fA-F]{2}|%.?){0,16}") {
+        query_escape(s.as_bytes());
+        query_escape(e.as_bytes());
+    }
+
+    #[test]
+    fn sherpa_call_on_random_bytes(data in bytes(128)) {
+        sherpa_call(&data);
+    }
+
+    #[test]
+    fn sherpa_call_on_json(params in proptest::collection::vec(json(), 0..5), wrap in 0u8..4) {
+        let v = match wrap {
+            0 => serde_json::json!({ "params": params }),
+            1 => serde_json::json!({ "params": null, "x": params }),
+            2 => Value::Array(params),
+            _ => serde_json::json!({ "params": params.first().cloned().unwrap_or(Value::Null) }),
+        };
+        let body = serde_json::to_vec(&v).expect("json");
+        sherpa_call(&body);
+    }
+
+    #[test]
+    fn record_decode_on_random_bytes(data in bytes(160)) {
+        record_decode(&data);
+        let mut v = vec![codec::VERSION];
+        v.extend(&data);
+        record_decode(&v);
+    }
+
+    #[test]
+    fn record_decode_on_mutated_records(rec in session_record(), at in any::<usize>(), b in any::<u8>()) {
+        let mut enc = codec::encode(&rec).expect("encode");
+        record_decode(&enc);
+        let i = at % enc.len();
+        enc[i] = b;
+        record_decode(&enc);
+        enc.truncate(i);
+        record_decode(&enc);
+    }
+
+    #[test]
+    fn session_model_on_random_programs(data in bytes(2048)) {
+        session_model(&data);
+    }
+
+    #[test]
+    fn ratelimit_model_on_random_programs(data in bytes(2048)) {
+        ratelimit_model(&data);
+    }
+}
+
+#[test]
+fn every_target_is_registered_once_and_found_by_name() {
+    for (i, (name, _)) in TARGETS.iter().enumerate() {
+        assert!(target(name).is_some());
+        assert!(TARGETS[..i].iter().all(|(n, _)| n != name), "{name} twice");
+    }
+    assert!(target("nope").is_none());
+}
+
+#[test]
+fn input_reads_to_the_end_and_then_nothing() {
+    let mut i = Input::new(&[1, 2, 3, 4, 5]);
+    assert_eq!(i.u8(), Some(1));
+    assert_eq!(i.u16(), Some(0x0203));
+    assert_eq!(i.bytes(10), &[4, 5]);
+    assert_eq!(i.u8(), None);
+    assert_eq!(i.u8_or_zero(), 0);
+    assert_eq!(i.rest(), &[] as &[u8]);
+}

@@ -60,6 +60,15 @@ async fn driver() -> Driver {
 impl Driver {
     /// A new browser with its own profile: its own cookies and localStorage.
     async fn browser(&mut self) -> Client {
+        self.browser_with(None).await
+    }
+
+    /// A browser that saves downloads in `dir` without asking.
+    async fn browser_downloading_to(&mut self, dir: &std::path::Path) -> Client {
+        self.browser_with(Some(dir)).await
+    }
+
+    async fn browser_with(&mut self, downloads: Option<&std::path::Path>) -> Client {
         let profile = tempfile::tempdir().expect("profile");
         let args = vec![
             "--headless=new".to_string(),
@@ -76,10 +85,14 @@ impl Driver {
         ];
         self.profiles.push(profile);
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "args": args, "binary": "/usr/bin/chromium" }),
-        );
+        let mut options = json!({ "args": args, "binary": "/usr/bin/chromium" });
+        if let Some(dir) = downloads {
+            options["prefs"] = json!({
+                "download.default_directory": dir.display().to_string(),
+                "download.prompt_for_download": false,
+            });
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&self.url)
@@ -294,7 +307,8 @@ async fn admin_and_webmail_sign_in() {
         fill(m, "#username", DEMO_ADDRESS).await;
         fill(m, "#password", DEMO_PASSWORD).await;
         click(m, "#login-submit").await;
-        assert!(text(m, "#webmail-ready").await.starts_with("Signed in"));
+        // no mail yet: the mailbox list says so
+        wait_text(m, "#mailboxes", "says so", |t| t.contains("No mail yet")).await;
         no_page_errors(m).await;
     })
     .await;
@@ -712,6 +726,227 @@ async fn an_expired_session_says_so() {
         fill(a, "#password", DEMO_PASSWORD).await;
         click(a, "#login-submit").await;
         wait_text(a, "#account-name", "is back", |t| t == "demo").await;
+        no_page_errors(a).await;
+    })
+    .await;
+    t.stop().await;
+}
+
+/// Like [`wait_text`], for things that take longer (imports).
+async fn wait_text_long(c: &Client, css: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = el.text().await {
+                if f(&t) {
+                    return t;
+                }
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{css}: never {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for a finished download whose name ends with `suffix`.
+async fn wait_download(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last_size = None;
+    loop {
+        let found = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(suffix));
+        if let Some(p) = found {
+            // finished: no partial file left, and the size is stable
+            let size = std::fs::metadata(&p).map(|m| m.len()).ok();
+            let partial = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.path().to_string_lossy().ends_with(".crdownload"));
+            if !partial && size.is_some() && size == last_size {
+                return p;
+            }
+            last_size = size;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no download ending in {suffix} in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Python's `mailbox` module makes the archives (tests/fixtures/mailfix.py).
+fn mailfix(args: &[&str]) -> Vec<u8> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mailfix.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "mailfix {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_export_and_webmail() {
+    let t = TestApp::start().await;
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let fdir = fixtures.path().to_str().expect("utf-8 path").to_string();
+    mailfix(&["make", &fdir]);
+    let downloads = tempfile::tempdir().expect("tempdir");
+    let ddir = downloads.path().to_path_buf();
+    let mut d = driver().await;
+    let (a, m) = (d.browser_downloading_to(&ddir).await, d.browser().await);
+    let base = format!("http://{}", t.addr);
+    run("import_export", vec![a, m], move |cs| async move {
+        let (a, m) = (&cs[0], &cs[1]);
+        sign_in_account(a, &base, DEMO_PASSWORD).await;
+        assert_eq!(text(a, "#account-name").await, "demo");
+
+        // import: choose the file, watch the progress reach done
+        let zip = format!("{fdir}/fixture.zip");
+        a.find(Locator::Css("#import-file"))
+            .await
+            .expect("file input")
+            .send_keys(&zip)
+            .await
+            .expect("choose file");
+        wait_text(a, "#import-chosen", "names it", |t| {
+            t.contains("fixture.zip")
+        })
+        .await;
+        click(a, "#import-submit").await;
+        let done = wait_text_long(a, "#import-state", "is done", |t| t.starts_with("Done")).await;
+        assert_eq!(done, "Done: 261 messages imported into 3 mailboxes.");
+        let counts = text(a, "#import-counts tbody").await;
+        for line in ["Archive/2024 250", "Inbox 6", "Lists/dev 5"] {
+            assert!(counts.contains(line), "{line} in {counts}");
+        }
+        let abort_shown = a
+            .find(Locator::Css("#import-abort"))
+            .await
+            .expect("abort")
+            .is_displayed()
+            .await
+            .expect("displayed");
+        assert!(!abort_shown, "no abort after done");
+        // the storage figure follows after a reload, and the form is back
+        a.refresh().await.expect("reload");
+        text(a, "#import-form").await;
+        no_page_errors(a).await;
+
+        // export: the browser downloads a zip that Python reads back
+        click(a, "#export-mbox-zip").await;
+        let file = wait_download(&ddir, ".mbox.zip").await;
+        let name = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("mailexport-demo-"), "{name}");
+        let read = mailfix(&["read", file.to_str().expect("utf-8")]);
+        let msgs: Vec<serde_json::Value> = serde_json::from_slice(&read).expect("json");
+        assert_eq!(msgs.len(), 261, "every message exported");
+        assert_eq!(
+            a.current_url().await.expect("url").path(),
+            "/account/",
+            "the page stays"
+        );
+        no_page_errors(a).await;
+
+        // webmail lists the imported messages, newest first, in pages
+        m.goto(&format!("{base}/webmail/")).await.expect("goto");
+        fill(m, "#username", DEMO_ADDRESS).await;
+        fill(m, "#password", DEMO_PASSWORD).await;
+        click(m, "#login-submit").await;
+        let boxes = wait_text(m, "#mailboxes", "lists them", |t| t.contains("Inbox")).await;
+        for b in ["Archive/2024", "Inbox", "Lists/dev"] {
+            assert!(boxes.contains(b), "{b} in {boxes}");
+        }
+        wait_text(m, "#list-h", "opens the inbox", |t| t == "Inbox").await;
+        let inbox = text(m, "#messages tbody").await;
+        assert!(inbox.contains("Grüße ☺ aus Köln"), "{inbox}");
+        assert!(inbox.contains("Jörg"), "{inbox}");
+        click_text(m, "#mailboxes button.mailbox .name", "Archive/2024").await;
+        wait_text(m, "#list-range", "pages", |t| {
+            t == "Messages 1–50 of 250, newest first"
+        })
+        .await;
+        click(m, "#page-older").await;
+        wait_text(m, "#list-range", "pages", |t| {
+            t == "Messages 51–100 of 250, newest first"
+        })
+        .await;
+        click(m, "#page-newer").await;
+        wait_text(m, "#list-range", "pages", |t| {
+            t.starts_with("Messages 1–50")
+        })
+        .await;
+        // one message's text
+        click_text(m, "#mailboxes button.mailbox .name", "Inbox").await;
+        wait_text(m, "#list-h", "opens the inbox", |t| t == "Inbox").await;
+        click_text(m, "#messages button.open-message", "Grüße ☺ aus Köln").await;
+        let body = text(m, "#message-text").await;
+        assert!(
+            body.contains("From here on, a line starts with From."),
+            "{body}"
+        );
+        assert_eq!(text(m, "#message-subject").await, "Grüße ☺ aus Köln");
+        snap(m, "webmail-desktop").await;
+        click(m, "#message-back").await;
+        text(m, "#messages").await;
+        m.set_window_size(390, 844).await.expect("resize");
+        fits_width(m, "webmail on a phone").await;
+        snap(m, "webmail-phone").await;
+        no_page_errors(m).await;
+        click(m, "#signout").await;
+        text(m, "#login").await;
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reattaches_after_reload_and_aborts() {
+    let t = TestApp::start().await;
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let big = fixtures.path().join("big.tgz");
+    let big = big.to_str().expect("utf-8").to_string();
+    mailfix(&["big", &big, "30000"]);
+    let mut d = driver().await;
+    let a = d.browser().await;
+    let base = format!("http://{}", t.addr);
+    run("import_abort", vec![a], move |cs| async move {
+        let a = &cs[0];
+        sign_in_account(a, &base, DEMO_PASSWORD).await;
+        assert_eq!(text(a, "#account-name").await, "demo");
+        a.find(Locator::Css("#import-file"))
+            .await
+            .expect("file input")
+            .send_keys(&big)
+            .await
+            .expect("choose file");
+        click(a, "#import-submit").await;
+        text(a, "#import-counts").await;
+        // a reload in the middle comes back to the same import's progress
+        a.refresh().await.expect("reload");
+        wait_text(a, "#import-state", "reattaches", |t| t == "Importing…").await;
+        click(a, "#import-abort").await;
+        let end = wait_text_long(a, "#import-state", "ends", |t| t.starts_with("Aborted")).await;
+        assert_eq!(end, "Aborted: nothing was imported.");
+        a.refresh().await.expect("reload");
+        text(a, "#import-form").await;
+        assert_eq!(text(a, "#storage-used").await, "0 bytes");
         no_page_errors(a).await;
     })
     .await;

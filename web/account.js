@@ -1,5 +1,6 @@
-// postern account page: overview (full name), addresses and their
-// destinations, password, sessions, sign-in attempts, sign out.
+// postern account page: overview (full name), password, mail import with
+// live progress, export downloads, sessions, sign-in attempts, addresses
+// and their destinations, sign out.
 // Each section loads itself and reloads after its own actions; every API
 // call goes through postern.api, so an ended session brings up the sign-in
 // form and the action is retried after sign-in.
@@ -200,6 +201,185 @@
 		)
 	}
 
+	// Section: mail import. The archive goes up with XMLHttpRequest (for
+	// upload progress); the answer's token is kept in localStorage, so a
+	// reload reattaches to the progress stream (GET importprogress, SSE).
+	const importKey = 'webaccountimporttoken'
+	const importSec = h('section#import', { 'aria-labelledby': 'import-h' })
+	const importStatus = statusLine('import-status')
+	let importSource = null
+	// While the page unloads the browser closes the stream (an error event
+	// with the stream closed): that must not forget the import.
+	let leaving = false
+	window.addEventListener('pagehide', () => { leaving = true })
+	window.addEventListener('beforeunload', () => { leaving = true })
+
+	const upload = (file, skipPrefix) => new Promise((resolve, reject) => {
+		const fd = new FormData()
+		fd.append('file', file)
+		if (skipPrefix) fd.append('skipMailboxPrefix', skipPrefix)
+		const xhr = new XMLHttpRequest()
+		xhr.open('POST', 'import')
+		xhr.setRequestHeader('x-mox-csrf', localStorage.getItem('webaccountcsrftoken') || '')
+		xhr.upload.onprogress = (e) => {
+			if (e.lengthComputable) importStatus.textContent = 'Uploading… ' + Math.floor(100 * e.loaded / e.total) + '%'
+		}
+		xhr.onerror = () => reject(new postern.ApiError('sherpa:connection', 'upload failed: cannot reach the server'))
+		xhr.onload = () => {
+			if (xhr.status === 403) {
+				// the session check refused: a text answer "403 - forbidden - <reason>"
+				const reason = xhr.responseText.replace(/^403 - forbidden - /, '').trim()
+				reject(new postern.ApiError(/missing|no session/.test(reason) ? 'user:noAuth' : 'user:badAuth', reason))
+				return
+			}
+			let body
+			try { body = JSON.parse(xhr.responseText) } catch (e) { reject(new postern.ApiError('server:error', xhr.responseText.trim() || 'HTTP ' + xhr.status)); return }
+			if (body.error) reject(new postern.ApiError(body.error.code, body.error.message))
+			else resolve(body.Token || (body.result && body.result.Token))
+		}
+		xhr.send(fd)
+	})
+
+	const startImport = async (file, skipPrefix) => {
+		for (;;) {
+			try {
+				return await upload(file, skipPrefix)
+			} catch (e) {
+				if (e.code !== 'user:noAuth' && e.code !== 'user:badAuth') throw e
+				await postern.signIn(e.code === 'user:badAuth' ? e.message : '')
+			}
+		}
+	}
+
+	const importForm = () => {
+		let chosen = null
+		const file = h('input#import-file', { type: 'file', name: 'file', accept: '.zip,.tgz,.tar.gz,application/zip,application/gzip' })
+		const chosenText = h('span#import-chosen')
+		const choose = (f) => { chosen = f; chosenText.textContent = f ? 'Selected: ' + f.name + ' (' + fmtBytes(f.size) + ')' : '' }
+		file.addEventListener('change', () => choose(file.files[0] || null))
+		const drop = h('div#import-drop', {
+			ondragover: (e) => { e.preventDefault(); drop.classList.add('over') },
+			ondragleave: () => drop.classList.remove('over'),
+			ondrop: (e) => {
+				e.preventDefault()
+				drop.classList.remove('over')
+				if (e.dataTransfer.files.length) choose(e.dataTransfer.files[0])
+			},
+		},
+		h('label', { for: 'import-file' }, 'Archive (.zip or .tgz) with mbox files and/or maildirs'),
+		file,
+		h('p.hint', 'or drop the file here'),
+		chosenText,
+		)
+		const skip = h('input#import-skip', { type: 'text', maxlength: 1024, autocapitalize: 'none', placeholder: 'e.g. backup/home' })
+		return h('form#import-form', {
+			onsubmit: guard(importStatus, async (ev) => {
+				ev.preventDefault()
+				if (!chosen) throw new Error('Choose an archive first.')
+				const token = await startImport(chosen, skip.value)
+				importStatus.textContent = ''
+				localStorage.setItem(importKey, token)
+				attachImport(token)
+			}),
+		},
+		drop,
+		h('p', h('label', { for: 'import-skip' }, 'Leave out this folder prefix (optional)'), skip),
+		h('p', h('button#import-submit', { type: 'submit' }, 'Import')),
+		)
+	}
+
+	const showImportForm = () => {
+		importSec.replaceChildren(h('h2#import-h', 'Import mail'), importForm(), importStatus)
+	}
+
+	// The progress view of one import, fed by the event stream.
+	const attachImport = (token) => {
+		if (importSource) importSource.close()
+		const counts = new Map()
+		const countsBody = h('tbody')
+		const renderCounts = () => countsBody.replaceChildren(...[...counts].map(([m, n]) => h('tr', h('td', m), h('td', String(n)))))
+		const step = h('p#import-step', 'Starting…')
+		const state = h('p#import-state', { role: 'status', 'aria-live': 'polite' }, 'Importing…')
+		const problems = h('ul#import-problems')
+		const again = h('button#import-again', { type: 'button', hidden: true, onclick: showImportForm }, 'Import another archive')
+		const abort = h('button#import-abort.danger', {
+			type: 'button',
+			onclick: guard(importStatus, async () => {
+				abort.disabled = true
+				try { await api('ImportAbort', token) } catch (e) { abort.disabled = false; throw e }
+				state.textContent = 'Aborting…'
+			}),
+		}, 'Abort import')
+		importSec.replaceChildren(
+			h('h2#import-h', 'Import mail'),
+			step,
+			h('div.scroll', h('table#import-counts', h('thead', h('tr', h('th', { scope: 'col' }, 'Mailbox'), h('th', { scope: 'col' }, 'Messages'))), countsBody)),
+			h('h3', 'Problems'),
+			problems,
+			state,
+			h('p.buttons', abort, again),
+			importStatus,
+		)
+		const end = (text) => {
+			src.close()
+			importSource = null
+			localStorage.removeItem(importKey)
+			state.textContent = text
+			abort.hidden = true
+			again.hidden = false
+			step.textContent = ''
+		}
+		const src = new EventSource('importprogress?token=' + encodeURIComponent(token))
+		importSource = src
+		const data = (e) => { try { return JSON.parse(e.data) } catch (x) { return {} } }
+		src.addEventListener('step', (e) => { step.textContent = data(e).Title || '' })
+		src.addEventListener('count', (e) => { const d = data(e); counts.set(d.Mailbox, d.Count); renderCounts() })
+		src.addEventListener('problem', (e) => { problems.append(h('li', data(e).Message || '')) })
+		src.addEventListener('done', () => {
+			let total = 0
+			for (const n of counts.values()) total += n
+			end('Done: ' + total + ' message' + (total === 1 ? '' : 's') + ' imported into ' + counts.size + ' mailbox' + (counts.size === 1 ? '' : 'es') + '.')
+		})
+		src.addEventListener('aborted', () => end('Aborted: nothing was imported.'))
+		src.addEventListener('error', () => {
+			// The server ends the stream after done/aborted (handled above).
+			// A closed stream before that: the token is unknown (the import
+			// ended over a minute ago) or the server went away.
+			if (!leaving && src.readyState === EventSource.CLOSED && importSource === src) end('The progress of this import is no longer available; it ended more than a minute ago.')
+		})
+	}
+
+	const renderImport = () => {
+		const token = localStorage.getItem(importKey)
+		if (token) attachImport(token)
+		else showImportForm()
+	}
+
+	// Section: export, as a download. A plain form post (the browser saves
+	// the attachment); the CSRF token goes in a form field.
+	const exportSec = () => {
+		const forms = []
+		for (const format of ['mbox', 'maildir']) {
+			for (const archive of ['zip', 'tgz']) {
+				const csrf = h('input', { type: 'hidden', name: 'csrf' })
+				forms.push(h('form.export', {
+					method: 'post', action: 'export',
+					onsubmit: () => { csrf.value = localStorage.getItem('webaccountcsrftoken') || '' },
+				},
+				csrf,
+				h('input', { type: 'hidden', name: 'format', value: format }),
+				h('input', { type: 'hidden', name: 'archive', value: archive }),
+				h('button', { type: 'submit', id: 'export-' + format + '-' + archive }, format + ' in .' + archive),
+				))
+			}
+		}
+		return h('section#export', { 'aria-labelledby': 'export-h' },
+			h('h2#export-h', 'Export mail'),
+			h('p', 'Download all mailboxes as one archive:'),
+			h('div.buttons', forms),
+		)
+	}
+
 	const render = async () => {
 		const acc = await api('Account')
 		const status = statusLine('status')
@@ -207,6 +387,8 @@
 			h('header',
 				h('h1', 'Account ', h('span#account-name', acc.Name)),
 				h('nav', { 'aria-label': 'Sections' },
+					h('a', { href: '#import' }, 'Import'), ' ',
+					h('a', { href: '#export' }, 'Export'), ' ',
 					h('a', { href: '#password' }, 'Password'), ' ',
 					h('a', { href: '#sessions' }, 'Sessions'), ' ',
 					h('a', { href: '#attempts' }, 'Sign-ins'),
@@ -216,10 +398,13 @@
 			status,
 			overview(acc),
 			password(),
+			importSec,
+			exportSec(),
 			sessionsSec,
 			attemptsSec,
 			destinations(acc),
 		)
+		renderImport()
 		await Promise.all([reloadSessions(), reloadAttempts()])
 	}
 

@@ -115,7 +115,7 @@ pub(super) async fn call(c: &Call<'_>, function: &str, params: Params) -> Result
             };
             let page = store::blocking(move || {
                 let names = mail::mailboxes(&db, &account)?;
-                if !names.iter().any(|n| *n == mailbox) {
+                if !names.contains(&mailbox) {
                     return Ok(None);
                 }
                 let mut msgs: Vec<_> = mail::messages(&db, &account)?
@@ -123,7 +123,7 @@ pub(super) async fn call(c: &Call<'_>, function: &str, params: Params) -> Result
                     .filter(|(_, m)| m.mailbox == mailbox)
                     .collect();
                 // newest first; ids break ties (later import, later id)
-                msgs.sort_by(|a, b| (b.1.received, b.0).cmp(&(a.1.received, a.0)));
+                msgs.sort_by_key(|m| std::cmp::Reverse((m.1.received, m.0)));
                 let total = msgs.len() as u64;
                 let mut messages = Vec::new();
                 for (id, m) in msgs.into_iter().skip(offset as usize).take(limit as usize) {

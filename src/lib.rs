@@ -39,6 +39,7 @@
 //! | [`control`] | the local control socket of a running server |
 //! | [`import`] | mail import: importer actor, pipeline, progress |
 //! | [`mail`] | mailbox names, flags, mbox and maildir formats, export |
+//! | [`mailview`] | header fields and plain text of a message, for the webmail |
 
 pub mod admin;
 pub mod api;
@@ -54,6 +55,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod import;
 pub mod mail;
+pub mod mailview;
 pub mod protocol;
 pub mod ratelimit;
 pub mod sessions;

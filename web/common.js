@@ -8,6 +8,7 @@
 const postern = (() => {
 	const kind = document.documentElement.dataset.kind // webaccount, webadmin, webmail
 	const csrfKey = kind + 'csrftoken'
+	const userKey = kind + 'user'
 	const errors = []
 	window.posternErrors = errors
 	window.addEventListener('error', e => errors.push(String(e.message || e)))
@@ -103,9 +104,21 @@ const postern = (() => {
 					const csrf = await rawCall('Login', params)
 					localStorage.setItem(csrfKey, csrf)
 					password.value = ''
+					const who = isAdmin ? 'admin' : username.value
+					const before = localStorage.getItem(userKey)
+					localStorage.setItem(userKey, who)
+					if (before !== null && before !== who && page().dataset.rendered) {
+						// someone else signed in: nothing of the old page may stay
+						location.reload()
+						return
+					}
+					box.remove()
+					page().hidden = false
 					done()
 				} catch (e) {
-					message.textContent = e.message
+					message.textContent = e.code === 'user:loginFailed' && e.message === 'invalid credentials'
+						? (isAdmin ? 'Wrong password.' : 'Wrong email address or password.')
+						: humanReason(e.message)
 					button.disabled = false
 					password.focus()
 				}
@@ -117,13 +130,20 @@ const postern = (() => {
 		h('p', h('label', { for: 'password' }, 'Password'), password),
 		h('p', button),
 		)
-		show(form)
+		// The form goes over the page rather than replacing it: after sign-in
+		// the page is still there and the interrupted action is retried.
+		const box = h('div#login-box', form)
+		document.getElementById('login-box')?.remove()
+		page().hidden = true
+		page().before(box)
 		;(username || password).focus()
 	}
 
 	const humanReason = (r) => {
 		if (r === 'session expired') return 'Your session expired. Please sign in again.'
-		if (r === 'unknown session token') return 'Your session ended (signed out elsewhere, or the password changed). Please sign in again.'
+		// expired sessions are swept from memory within seconds, after which
+		// the server no longer knows them: say every way a session ends
+		if (r === 'unknown session token') return 'Your session ended: it expired, was signed out elsewhere, or the password changed. Please sign in again.'
 		if (r.startsWith('login disabled')) return 'Your login is disabled: ' + r.replace(/^login disabled: /, '')
 		return r
 	}
@@ -131,7 +151,30 @@ const postern = (() => {
 	const signOut = async () => {
 		try { await rawCall('Logout', []) } catch (e) { /* already signed out */ }
 		localStorage.removeItem(csrfKey)
+		localStorage.removeItem(userKey)
+		const p = page()
+		p.replaceChildren()
+		delete p.dataset.rendered
 		await signIn('')
+		await run()
+	}
+
+	// The page's render function, run at load and again after a sign-out
+	// and sign-in.
+	let renderFn = null
+	const run = async () => {
+		const p = page()
+		p.classList.add('loading')
+		try {
+			await renderFn()
+			p.dataset.rendered = 'yes'
+		} catch (e) {
+			show(h('p.error', 'Error: ' + e.message))
+		}
+	}
+	const start = (fn) => {
+		renderFn = fn
+		window.addEventListener('load', run)
 	}
 
 	// Runs fn and shows its error in a status line instead of an uncaught failure.
@@ -152,5 +195,37 @@ const postern = (() => {
 		return isNaN(d) ? String(s) : d.toLocaleString()
 	}
 
-	return { kind, h, show, api, signIn, signOut, guard, fmtTime, ApiError }
+	// A table with a caption-less header row; rows are arrays of cells
+	// (text or nodes). An empty list shows one row saying so.
+	const table = (spec, headers, rows, empty) => h('div.scroll', h(spec,
+		h('thead', h('tr', headers.map(x => h('th', { scope: 'col' }, x)))),
+		h('tbody', rows.length ? rows.map(r => h('tr', r.map(c => h('td', c))))
+			: h('tr', h('td.empty', { colspan: headers.length }, empty || 'None.'))),
+	))
+
+	// A status line for a section's actions (announced by screen readers).
+	const statusLine = (id) => h('p.status', { id, role: 'status', 'aria-live': 'polite' })
+
+	// A rough password strength estimate: bits from length and character
+	// classes, discounted for repeats. Feedback only, never a rule.
+	const strength = (pw) => {
+		const n = [...pw].length
+		if (n === 0) return { bits: 0, label: '' }
+		let pool = 0
+		if (/[a-z]/.test(pw)) pool += 26
+		if (/[A-Z]/.test(pw)) pool += 26
+		if (/[0-9]/.test(pw)) pool += 10
+		if (/[^a-zA-Z0-9]/.test(pw)) pool += 33
+		const distinct = new Set(pw).size
+		const bits = Math.round(Math.min(n, distinct * 2) * Math.log2(Math.max(pool, 2)))
+		let label
+		if (n < 8) label = 'too short (at least 8 characters)'
+		else if (bits < 40) label = 'weak'
+		else if (bits < 60) label = 'fair'
+		else if (bits < 80) label = 'good'
+		else label = 'strong'
+		return { bits, label }
+	}
+
+	return { kind, h, show, api, signIn, signOut, start, guard, fmtTime, ApiError, table, statusLine, strength }
 })()

@@ -10,6 +10,7 @@
 
 mod account;
 pub mod admin;
+mod webmail;
 
 use serde::Serialize;
 
@@ -96,7 +97,15 @@ pub fn functions(kind: Kind) -> &'static [&'static str] {
             "LoginAttempts",
             "AdminLoginAttempts",
         ],
-        Kind::WebMail => &["LoginPrep", "Login", "Logout", "Version"],
+        Kind::WebMail => &[
+            "LoginPrep",
+            "Login",
+            "Logout",
+            "Version",
+            "Mailboxes",
+            "Messages",
+            "Message",
+        ],
     }
 }
 
@@ -160,7 +169,7 @@ pub async fn call(c: Call<'_>, function: &str, params: Params) -> Result<Reply, 
         _ => match kind {
             Kind::WebAccount => account::call(&c, function, params).await,
             Kind::WebAdmin => admin::call(&c, function, params).await,
-            Kind::WebMail => Err(bad_function(function)),
+            Kind::WebMail => webmail::call(&c, function, params).await,
         },
     }
 }

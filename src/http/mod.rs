@@ -111,7 +111,8 @@ impl RequestLog {
 /// `Strict-Transport-Security` on HTTPS answers: one year.
 const HSTS: &str = "max-age=31536000";
 
-/// Answers one request. Never fails: every outcome is a response.
+/// Answers one request. Never fails: every outcome is a response, and every
+/// response carries [`response::security_headers`], whichever handler built it.
 ///
 /// Logs one line per request (target `postern::request`: kind, function,
 /// status, duration, account) and records the HTTP metrics.
@@ -131,6 +132,7 @@ pub async fn handle(
     };
     let method = req.method().clone();
     let mut resp = route(&services, &lctx, peer, req, &mut log).await;
+    response::security_headers(resp.headers_mut());
     if log.https {
         resp.headers_mut().insert(
             header::STRICT_TRANSPORT_SECURITY,

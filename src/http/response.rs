@@ -28,20 +28,36 @@ fn base(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    security_headers(h);
     r
 }
 
+/// The headers every answer carries, whatever built it (pages, API
+/// answers, errors, downloads, event streams): the Content-Security-Policy
+/// (which also forbids framing), the older `X-Frame-Options` for browsers
+/// without `frame-ancestors`, `nosniff` and a same-origin referrer.
+/// `Cache-Control` is set by each kind of answer.
+/// Headers a handler set already are kept.
+pub fn security_headers(h: &mut hyper::HeaderMap) {
+    let fixed = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in fixed {
+        h.entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    }
+}
+
 /// A plain-text answer, e.g. `403 - forbidden - unknown session token`.
+/// Never cached: it says something about this request's credentials.
 pub fn text(status: StatusCode, msg: &str) -> Response<Body> {
-    base(status, "text/plain; charset=utf-8", format!("{msg}\n"))
+    let mut r = base(status, "text/plain; charset=utf-8", format!("{msg}\n"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// The Content-Security-Policy of every page: nothing from elsewhere, no
@@ -52,12 +68,8 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 /// upgrade is picked up at once.
 pub fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
     let mut r = base(StatusCode::OK, content_type, body);
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 

@@ -46,7 +46,11 @@ async fn ok(dir: &Path, args: &[&str]) -> Out {
 async fn fails(dir: &Path, args: &[&str], msg: &str) -> Out {
     let o = postern(dir, args).await;
     assert_ne!(o.code, 0, "{args:?} should fail: {:?}", o.stderr);
-    assert!(o.stderr.contains(msg), "{args:?}: {:?} lacks {msg:?}", o.stderr);
+    assert!(
+        o.stderr.contains(msg),
+        "{args:?}: {:?} lacks {msg:?}",
+        o.stderr
+    );
     o
 }
 
@@ -103,7 +107,12 @@ async fn import_and_export_go_through_the_control_socket_of_a_running_server() {
     let e = &o.stderr;
     assert!(e.contains("\rproblem: ") && e.contains("README.txt"), "{e}");
     assert!(e.contains("100%  261 messages"), "{e}");
-    for line in ["Archive/2024: 250", "Inbox: 6", "Lists/dev: 5", "import done"] {
+    for line in [
+        "Archive/2024: 250",
+        "Inbox: 6",
+        "Lists/dev: 5",
+        "import done",
+    ] {
         assert!(e.lines().any(|l| l == line), "{line:?} in {e}");
     }
     assert!(o.stdout.is_empty());
@@ -112,22 +121,47 @@ async fn import_and_export_go_through_the_control_socket_of_a_running_server() {
     // running server is the same archive.
     let http = http_export(&mut b, "export/mail-export-mbox.tgz").await;
     assert_ne!(http, empty);
-    let running = ok(&d, &["export", DEMO, "--format", "mbox", "--archive", "tgz"]).await;
+    let running = ok(
+        &d,
+        &["export", DEMO, "--format", "mbox", "--archive", "tgz"],
+    )
+    .await;
     assert_eq!(running.stderr, "exported 261 messages\n");
     assert!(running.stdout == http, "CLI export equals the HTTP export");
     let one = ok(
         &d,
         &[
-            "export", DEMO, "--format", "mbox", "--archive", "none", "--mailbox", "Inbox",
+            "export",
+            DEMO,
+            "--format",
+            "mbox",
+            "--archive",
+            "none",
+            "--mailbox",
+            "Inbox",
         ],
     )
     .await;
     assert!(one.stdout.starts_with(b"From "), "a plain mbox");
-    let maildir = ok(&d, &["export", DEMO, "--format", "maildir", "--archive", "zip"]).await;
+    let maildir = ok(
+        &d,
+        &["export", DEMO, "--format", "maildir", "--archive", "zip"],
+    )
+    .await;
 
     // Errors come back as one clear line and a non-zero exit.
-    fails(&d, &["import", "nobody", zip.to_str().expect("utf8")], "no account").await;
-    fails(&d, &["import", DEMO, "/nonexistent/x.zip"], "/nonexistent/x.zip").await;
+    fails(
+        &d,
+        &["import", "nobody", zip.to_str().expect("utf8")],
+        "no account",
+    )
+    .await;
+    fails(
+        &d,
+        &["import", DEMO, "/nonexistent/x.zip"],
+        "/nonexistent/x.zip",
+    )
+    .await;
     let readme = fx.path().join("src/README.txt");
     if readme.exists() {
         fails(
@@ -148,7 +182,14 @@ async fn import_and_export_go_through_the_control_socket_of_a_running_server() {
     fails(
         &d,
         &[
-            "export", DEMO, "--format", "mbox", "--archive", "tgz", "--mailbox", "Nope",
+            "export",
+            DEMO,
+            "--format",
+            "mbox",
+            "--archive",
+            "tgz",
+            "--mailbox",
+            "Nope",
         ],
         "no such mailbox",
     )
@@ -176,16 +217,40 @@ async fn import_and_export_go_through_the_control_socket_of_a_running_server() {
         .await
         .expect("shutdown");
     write_config(&d);
-    let stopped = ok(&d, &["export", DEMO, "--format", "mbox", "--archive", "tgz"]).await;
-    assert!(stopped.stdout == running.stdout, "stopped equals running (tgz)");
-    let stopped = ok(&d, &["export", DEMO, "--format", "maildir", "--archive", "zip"]).await;
-    assert!(stopped.stdout == maildir.stdout, "stopped equals running (zip)");
+    let stopped = ok(
+        &d,
+        &["export", DEMO, "--format", "mbox", "--archive", "tgz"],
+    )
+    .await;
+    assert!(
+        stopped.stdout == running.stdout,
+        "stopped equals running (tgz)"
+    );
+    let stopped = ok(
+        &d,
+        &["export", DEMO, "--format", "maildir", "--archive", "zip"],
+    )
+    .await;
+    assert!(
+        stopped.stdout == maildir.stdout,
+        "stopped equals running (zip)"
+    );
     let stopped = ok(
         &d,
         &[
-            "export", DEMO, "--format", "mbox", "--archive", "none", "--mailbox", "Inbox",
+            "export",
+            DEMO,
+            "--format",
+            "mbox",
+            "--archive",
+            "none",
+            "--mailbox",
+            "Inbox",
         ],
     )
     .await;
-    assert!(stopped.stdout == one.stdout, "stopped equals running (mbox)");
+    assert!(
+        stopped.stdout == one.stdout,
+        "stopped equals running (mbox)"
+    );
 }

@@ -3,7 +3,7 @@
 //!
 //! Owns the two streaming control requests, on both sides. Neither is a
 //! second implementation: the server starts the import through
-//! [`ImportHandle::start`] and relays its [`ImportHandle::subscribe`] events,
+//! [`super::ImportHandle::start`] and relays its [`super::ImportHandle::subscribe`] events,
 //! exactly as the HTTP progress stream does, and writes the export with
 //! [`local::export_to`] on its own stores.
 //!

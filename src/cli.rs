@@ -107,8 +107,8 @@ pub enum Command {
         #[arg(long, global = true, default_value = "postern-local")]
         dir: PathBuf,
     },
-    /// Import a zip or tgz of mbox files and maildirs into an account (the
-    /// server must be stopped; see docs/mail.md).
+    /// Import a zip or tgz of mbox files and maildirs into an account (a
+    /// running server does it through its control socket; see docs/mail.md).
     Import {
         /// The account.
         account: String,
@@ -121,7 +121,7 @@ pub enum Command {
         #[arg(long, default_value = "postern-local")]
         dir: PathBuf,
     },
-    /// Export an account's mail to stdout (the server must be stopped).
+    /// Export an account's mail to stdout (through the control socket if a server runs).
     Export {
         /// The account.
         account: String,
@@ -508,19 +508,30 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
     Ok(pw.to_string())
 }
 
-fn open_stores(dir: &Path) -> anyhow::Result<Stores> {
-    let dir = &data_dir(dir)?;
-    Stores::open(dir).with_context(|| {
-        format!(
-            "opening {} (is a server running on it? stop it first)",
-            dir.display()
-        )
-    })
+/// The stores, or `None` when a server runs on the data directory (redb's
+/// lock), whose control socket then serves the command.
+fn open_or_running(dir: &Path) -> anyhow::Result<(PathBuf, Option<Stores>)> {
+    let data = data_dir(dir)?;
+    match Stores::open(&data) {
+        Ok(s) => Ok((data, Some(s))),
+        Err(StoreError::Open(redb::DatabaseError::DatabaseAlreadyOpen)) => Ok((data, None)),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("opening {}", data.display()))),
+    }
 }
 
 fn import_cmd(dir: &Path, account: &str, file: &Path, skip_prefix: &str) -> anyhow::Result<()> {
     use crate::import::local;
-    let stores = open_stores(dir)?;
+    let (data, stores) = open_or_running(dir)?;
+    let Some(stores) = stores else {
+        // The server opens the file itself: give it an absolute path.
+        let abs = std::fs::canonicalize(file).map_err(|source| local::LocalError::Read {
+            path: file.display().to_string(),
+            source,
+        })?;
+        crate::import::remote::import_via(&data, account, &abs, skip_prefix)?;
+        eprintln!("import done");
+        return Ok(());
+    };
     let f = local::open(file)?;
     let bar = local::BarSink::new(f.try_clone().context("archive handle")?)?;
     local::import_file(
@@ -544,23 +555,21 @@ fn export_cmd(
     mailbox: &str,
 ) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
-    let recursive = if archive == "none" { "" } else { "on" };
-    let fields: Vec<(String, String)> = [
-        ("format", format),
-        ("archive", archive),
-        ("mailbox", mailbox),
-        ("recursive", recursive),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let spec = crate::mail::export::ExportSpec::from_form(&fields).map_err(anyhow::Error::msg)?;
+    let spec =
+        crate::import::remote::export_spec(format, archive, mailbox).map_err(anyhow::Error::msg)?;
     let stdout = std::io::stdout();
     if stdout.is_terminal() {
         anyhow::bail!("refusing to write an archive to a terminal: redirect stdout to a file");
     }
-    let stores = open_stores(dir)?;
-    let out = std::io::BufWriter::new(stdout.lock());
+    let (data, stores) = open_or_running(dir)?;
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let Some(stores) = stores else {
+        let n =
+            crate::import::remote::export_via(&data, account, format, archive, mailbox, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        eprintln!("exported {n} messages");
+        return Ok(());
+    };
     let n = crate::import::local::export_to(&stores, account, &spec, out)?;
     eprintln!("exported {n} messages");
     Ok(())

@@ -17,7 +17,8 @@
 //!
 //! The functions are the admin API's ([`crate::api::admin::run`] with
 //! [`Caller::Control`], which adds `AdminSetPassword`), answered in the sherpa
-//! envelope.
+//! envelope; except `Import` and `Export`, which stream their answer and end
+//! the connection ([`crate::import::remote`]).
 //!
 //! Access: the socket is created with mode 0600 at server start (a stale file
 //! from a crashed server is replaced: the server holds the database lock, so
@@ -157,6 +158,9 @@ async fn connection(
         let too_long = line.len() > MAX_LINE;
         let answer = if too_long {
             ApiError::user(format!("request line longer than {MAX_LINE} bytes")).to_json()
+        } else if let Some(req) = crate::import::remote::streaming(&line) {
+            // Import and Export stream their answer; the connection ends after.
+            return crate::import::remote::serve(&services, req, &mut w).await;
         } else {
             answer(&services.auth, &line).await
         };

@@ -16,6 +16,7 @@
 //! | [`progress`] | events, replay state, SSE frames |
 //! | [`actor`] | imports by token, one per account, abort, broadcast |
 //! | [`local`] | import/export on a data directory (the command line) |
+//! | [`remote`] | import/export through a running server's control socket |
 //!
 //! Never: lets the HTTP layer touch the actor directly; waits for a listener.
 
@@ -23,6 +24,7 @@ pub mod actor;
 pub mod archive;
 pub mod local;
 pub mod progress;
+pub mod remote;
 pub mod run;
 
 use std::path::PathBuf;

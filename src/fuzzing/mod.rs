@@ -28,8 +28,12 @@
 //! Never: does I/O, reads the clock for decisions (model targets fix a base
 //! `Instant` and advance it from the input), or leaves state between calls.
 
+pub mod archive;
 pub mod cookie;
 pub mod escape;
+pub mod forwarded;
+pub mod maildir;
+pub mod mbox;
 pub mod ratelimit_model;
 pub mod record;
 pub mod session_model;
@@ -38,8 +42,12 @@ pub mod sherpa;
 #[cfg(test)]
 mod tests;
 
+pub use archive::archive;
 pub use cookie::cookie;
 pub use escape::query_escape;
+pub use forwarded::forwarded;
+pub use maildir::maildir;
+pub use mbox::mbox;
 pub use ratelimit_model::ratelimit_model;
 pub use record::record_decode;
 pub use session_model::session_model;
@@ -57,6 +65,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("record_decode", record_decode),
     ("session_model", session_model),
     ("ratelimit_model", ratelimit_model),
+    ("forwarded", forwarded),
+    ("mbox", mbox),
+    ("maildir", maildir),
+    ("archive", archive),
 ];
 
 /// The target called `name`, if there is one.

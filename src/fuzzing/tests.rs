@@ -177,3 +177,118 @@ fn input_reads_to_the_end_and_then_nothing() {
     assert_eq!(i.u8_or_zero(), 0);
     assert_eq!(i.rest(), &[] as &[u8]);
 }
+
+/// An address as a proxy writes it in `X-Forwarded-For`: v4 or v6, bare,
+/// with a port, in brackets, mapped, or garbage.
+fn xff_entry() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u8..4, any::<u8>()).prop_map(|(a, b)| format!("10.0.{a}.{b}")),
+        (0u8..4, any::<u8>(), any::<u16>()).prop_map(|(a, b, p)| format!("10.0.{a}.{b}:{p}")),
+        any::<u16>().prop_map(|x| format!("2001:db8::{x:x}")),
+        any::<u16>().prop_map(|x| format!("[2001:db8::{x:x}]:443")),
+        any::<u8>().prop_map(|b| format!("::ffff:10.0.0.{b}")),
+        "[ -~]{0,8}",
+    ]
+}
+
+proptest! {
+    #[test]
+    fn forwarded_on_random_bytes(data in bytes(256)) {
+        forwarded(&data);
+    }
+
+    #[test]
+    fn forwarded_on_built_requests(
+        peer in prop_oneof![Just("10.0.0.1"), Just("203.0.113.9"), Just("::1"), Just("::ffff:10.0.1.1")],
+        trusted in proptest::collection::vec(
+            prop_oneof![Just("10.0.0.0/24"), Just("10.0.0.0/8"), Just("::1"), Just("2001:db8::/64"), Just("0.0.0.0/0")], 0..3),
+        headers in proptest::collection::vec(proptest::collection::vec(xff_entry(), 0..40), 0..3),
+        proto in proptest::collection::vec(prop_oneof![Just("https"), Just("HTTP"), Just(""), Just("https, http")], 0..3),
+    ) {
+        let xff: Vec<String> = headers.iter().map(|h| h.join(", ")).collect();
+        let data = format!("{peer}\n{}\n{}\n{}", trusted.join(" "), xff.join("\r"), proto.join("\n"));
+        forwarded(data.as_bytes());
+    }
+}
+
+/// An mbox built from messages with `From ` lines, quoted lines, status
+/// fields and both line endings.
+fn mbox_file() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just("Status: RO".to_string()),
+        Just("X-Status: AFTD".to_string()),
+        Just("X-Keywords: $Junk, work".to_string()),
+        Just(" continued".to_string()),
+        Just("From inside".to_string()),
+        Just(">From quoted".to_string()),
+        Just(">>From twice".to_string()),
+        Just(String::new()),
+        "[ -~]{0,20}",
+    ];
+    let eol = prop_oneof![Just("\n"), Just("\r\n")];
+    let msg = (proptest::collection::vec((line, eol), 0..8), any::<bool>());
+    proptest::collection::vec(msg, 1..5).prop_map(|msgs| {
+        let mut out = Vec::new();
+        for (lines, dated) in msgs {
+            out.extend_from_slice(if dated {
+                b"From MAILER-DAEMON Mon Nov 23 16:03:06 2026\n".as_slice()
+            } else {
+                b"From x\n".as_slice()
+            });
+            for (l, e) in lines {
+                out.extend_from_slice(l.as_bytes());
+                out.extend_from_slice(e.as_bytes());
+            }
+        }
+        out
+    })
+}
+
+proptest! {
+    #[test]
+    fn mbox_on_random_bytes(data in bytes(256)) {
+        mbox(&data);
+        let mut with_from = b"From ".to_vec();
+        with_from.extend_from_slice(&data);
+        mbox(&with_from);
+    }
+
+    #[test]
+    fn mbox_on_built_files(data in mbox_file()) {
+        mbox(&data);
+    }
+
+    #[test]
+    fn maildir_on_random_bytes(data in bytes(128)) {
+        maildir(&data);
+    }
+
+    #[test]
+    fn maildir_on_built_names_and_files(
+        secs in "[0-9]{0,14}",
+        flags in "[DFPRSTa-z0-9]{0,12}",
+        kw in proptest::collection::vec(("[0-9]{1,2}", "[ -~]{0,10}"), 0..30),
+    ) {
+        maildir(format!("{secs}.1.host:2,{flags}").as_bytes());
+        let file: String = kw.iter().map(|(n, k)| format!("{n} {k}\n")).collect();
+        maildir(file.as_bytes());
+    }
+}
+
+proptest! {
+    #[test]
+    fn archive_on_random_bytes(mode in 0u8..2, b1 in any::<u8>(), b2 in any::<u8>(), data in bytes(256)) {
+        let magic: &[u8] = if mode == 0 { b"PK\x03\x04" } else { &[0x1f, 0x8b, 8, 0] };
+        let mut input = vec![mode, b1, b2];
+        input.extend_from_slice(magic);
+        input.extend_from_slice(&data);
+        archive(&input);
+    }
+
+    #[test]
+    fn archive_built_tgz_walks_back(data in bytes(256)) {
+        let mut input = vec![2, 0, 0];
+        input.extend_from_slice(&data);
+        archive(&input);
+    }
+}

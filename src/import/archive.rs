@@ -12,7 +12,6 @@
 //! pipeline validates them).
 
 use std::cell::Cell;
-use std::fs::File;
 use std::io::{self, Read};
 use std::rc::Rc;
 
@@ -127,9 +126,11 @@ pub fn read_error(e: &io::Error, bounds: Bounds) -> ArchiveError {
 /// The callback: raw name, kind, data.
 pub type Visit<'a> = dyn FnMut(&[u8], EntryKind, &mut dyn Read) -> Result<(), Stop> + 'a;
 
-/// Calls `visit` for every entry, in archive order.
-pub fn for_each(
-    file: File,
+/// Calls `visit` for every entry, in archive order. `file` is the upload's
+/// temporary file (any seekable reader: the `archive` fuzz target passes
+/// bytes in memory).
+pub fn for_each<F: Read + io::Seek>(
+    file: F,
     kind: ArchiveKind,
     bounds: Bounds,
     visit: &mut Visit<'_>,
@@ -205,6 +206,7 @@ pub fn for_each(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::{Seek as _, Write as _};
 
     fn tgz(entries: &[(&str, &[u8], tar::EntryType)]) -> File {

@@ -241,7 +241,16 @@ pub fn parse_asctime(s: &str) -> Option<i64> {
         .map(|x| x.parse().ok())
         .collect::<Option<Vec<_>>>()?;
     let y: i64 = f[4].parse().ok()?;
-    if t.len() != 3 || !(1..=31).contains(&d) || t[0] > 23 || t[1] > 59 || t[2] > 60 {
+    // Years outside 1..=9999 are not dates a mailer wrote (and would overflow
+    // the day arithmetic below); so are negative times.
+    if t.len() != 3
+        || !(1..=31).contains(&d)
+        || !(1..=9999).contains(&y)
+        || t.iter().any(|&x| x < 0)
+        || t[0] > 23
+        || t[1] > 59
+        || t[2] > 60
+    {
         return None;
     }
     // days from civil
@@ -261,6 +270,19 @@ pub fn parse_asctime(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asctime_refuses_years_and_times_out_of_range() {
+        // found by the mbox fuzz target: a huge year overflowed the arithmetic
+        assert_eq!(
+            parse_asctime("Mon Nov 23 16:03:06 9223372036854775807"),
+            None
+        );
+        assert_eq!(parse_asctime("Mon Nov 23 16:03:06 0"), None);
+        assert_eq!(parse_asctime("Mon Nov 23 -1:03:06 2026"), None);
+        assert_eq!(parse_asctime("Thu Jan  1 00:00:00 1970"), Some(0));
+        assert!(parse_asctime("Fri Dec 31 23:59:59 9999").is_some());
+    }
 
     #[test]
     fn mailbox_names() {

@@ -226,18 +226,15 @@ async fn route(
         .await;
     }
     if let Some(function) = sub.strip_prefix("api/") {
-        return api_call(
+        let r = ApiRequest {
             services,
             iface,
-            &view,
+            view: &view,
             agent,
-            &parts.method,
-            &parts.headers,
+            headers: &parts.headers,
             function,
-            body,
-            log,
-        )
-        .await;
+        };
+        return api_call(&r, &parts.method, body, log).await;
     }
     match services
         .auth
@@ -260,21 +257,24 @@ async fn route(
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the pieces of one request, borrowed"
-)]
+/// The borrowed pieces of one API request, handed down the API path.
+struct ApiRequest<'a> {
+    services: &'a Arc<Services>,
+    iface: &'a Interface,
+    view: &'a RequestView<'a>,
+    agent: &'a str,
+    headers: &'a HeaderMap,
+    /// The function name after `api/` (empty for the description).
+    function: &'a str,
+}
+
 async fn api_call(
-    services: &Arc<Services>,
-    iface: &Interface,
-    view: &RequestView<'_>,
-    agent: &str,
+    r: &ApiRequest<'_>,
     method: &Method,
-    headers: &HeaderMap,
-    function: &str,
     body: Incoming,
     log: &mut RequestLog,
 ) -> Response<Body> {
+    let (iface, function) = (r.iface, r.function);
     let describe = function.is_empty();
     if describe && *method != Method::GET || !describe && *method != Method::POST {
         let want = if describe { "get" } else { "post" };
@@ -295,33 +295,23 @@ async fn api_call(
     };
     log.function = Some(label);
     let started = std::time::Instant::now();
-    let resp = api_answer(
-        services, iface, view, agent, headers, function, body, describe, log,
-    )
-    .await;
+    let resp = api_answer(r, body, describe, log).await;
     crate::telemetry::api_call(iface.kind, label, log.code, started.elapsed());
     resp
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the pieces of one request, borrowed"
-)]
 async fn api_answer(
-    services: &Arc<Services>,
-    iface: &Interface,
-    view: &RequestView<'_>,
-    agent: &str,
-    headers: &HeaderMap,
-    function: &str,
+    r: &ApiRequest<'_>,
     body: Incoming,
     describe: bool,
     log: &mut RequestLog,
 ) -> Response<Body> {
-    let authed = if api::needs_auth(function) {
-        match services
+    let iface = r.iface;
+    let authed = if api::needs_auth(r.function) {
+        match r
+            .services
             .auth
-            .check_in(iface, view, Csrf::Header, agent)
+            .check_in(iface, r.view, Csrf::Header, r.agent)
             .await
         {
             Ok(a) => {
@@ -348,11 +338,7 @@ async fn api_answer(
         let doc = serde_json::json!({ "Kind": iface.kind.name(), "Functions": api::functions(iface.kind) });
         return response::json(StatusCode::OK, doc.to_string().into_bytes());
     }
-    match call_function(
-        services, iface, view, agent, headers, function, body, authed,
-    )
-    .await
-    {
+    match call_function(r, body, authed).await {
         Ok(reply) => {
             response::with_cookies(response::json(StatusCode::OK, reply.body), &reply.cookies)
         }
@@ -363,20 +349,12 @@ async fn api_answer(
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the pieces of one request, borrowed"
-)]
 async fn call_function(
-    services: &Arc<Services>,
-    iface: &Interface,
-    view: &RequestView<'_>,
-    agent: &str,
-    headers: &HeaderMap,
-    function: &str,
+    r: &ApiRequest<'_>,
     body: Incoming,
     authed: Option<Authed>,
 ) -> Result<api::Reply, ApiError> {
+    let (services, headers) = (r.services, r.headers);
     if !sherpa::is_json_content_type(headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes())) {
         return Err(ApiError::new(
             Code::BadRequest,
@@ -388,12 +366,12 @@ async fn call_function(
     let params = sherpa::parse_call(&body)?;
     let call = api::Call {
         services,
-        iface,
-        view,
-        agent,
+        iface: r.iface,
+        view: r.view,
+        agent: r.agent,
         authed,
     };
-    api::call(call, function, params).await
+    api::call(call, r.function, params).await
 }
 
 /// Reads a body of at most `limit` bytes, arriving within `timeout`.

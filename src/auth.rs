@@ -141,13 +141,7 @@ impl Auth {
                 .map(|r| r.map(|()| Arc::from(""))),
             _ => self
                 .sessions
-                .use_session(
-                    kind,
-                    &p.account,
-                    &p.token,
-                    p.csrf,
-                    client(Some(p.ip), agent),
-                )
+                .use_session(kind, &p.account, &p.token, p.csrf, Some(p.ip), agent)
                 .await
                 .map(|r| r.map(|u| u.login_address)),
         };

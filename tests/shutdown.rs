@@ -84,8 +84,11 @@ prefix = "/account/"
         .get(&("webaccountsession".to_string(), "/account/".to_string()))
         .cloned()
         .expect("session cookie");
-    // Let the wall clock move so the use is distinguishable from the sign-in.
+    // Let the wall clock move so the use is distinguishable from the sign-in,
+    // and use the session from another agent: a use is recorded when it
+    // changes what is kept (within a minute, only a new client IP or agent).
     tokio::time::sleep(Duration::from_millis(50)).await;
+    b.agent = "postern-test/2".into();
     let used_at = now_ms();
     let r = b.api("/account/", "Version", json!([])).await;
     assert!(r.error_code().is_none(), "{}", r.text());
@@ -114,6 +117,7 @@ prefix = "/account/"
         s.created
     );
     assert_eq!(s.expires, s.last_used + 24 * 3600 * 1000);
+    assert_eq!(s.last_agent, "postern-test/2");
 
     // The log: one line per request with the account once signed in; no secrets.
     let log = stderr.join().expect("stderr reader");

@@ -231,11 +231,18 @@ pub fn session_model(data: &[u8]) {
                         _ => match disabled {
                             Some(r) => Err(Failure::LoginDisabled(r)),
                             None => {
-                                m.last_used = now;
-                                m.expires = now + policy.idle;
-                                m.agent = agent.into();
-                                m.ip = client.ip;
-                                model.dirty.insert(t);
+                                // A use is recorded only when it changes
+                                // what is kept (Policy::touch_every).
+                                if now - m.last_used >= policy.touch_every(m.kind)
+                                    || m.ip != client.ip
+                                    || m.agent != agent
+                                {
+                                    m.last_used = now;
+                                    m.expires = now + policy.idle;
+                                    m.agent = agent.into();
+                                    m.ip = client.ip;
+                                    model.dirty.insert(t);
+                                }
                                 Ok(m.kind)
                             }
                         },
@@ -263,7 +270,9 @@ pub fn session_model(data: &[u8]) {
             4 => now += i64::from(arg % 8) * SEC / 2 + i64::from(arg2 % 2),
             5 => {
                 let d = (arg2 & 1 == 1).then(|| "fuzz".to_string());
-                s.account.login_disabled = d.clone();
+                let mut rec = s.account().clone();
+                rec.login_disabled = d.clone();
+                s.set_account(rec);
                 model.disabled = d;
             }
             6 => {

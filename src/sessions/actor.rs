@@ -1,12 +1,14 @@
 //! The actor that owns one account's sessions.
 //!
 //! Owns, for one account: the in-memory [`AccountSessions`], the account's
-//! rows in the `sessions` table, and the account's password change. It answers
-//! `Use` from memory, writes new sessions, logouts and password changes durably
-//! before answering, writes lifetime extensions in one batch per tick, and
-//! stops itself after a while without messages (after writing everything).
+//! rows in the `sessions` table, and the account's password change. Checks
+//! read the view it publishes (see [`super::state`]); it records uses
+//! (`Touch`) in memory, writes new sessions, logouts and password changes
+//! durably and publishes the new view before answering, hands lifetime
+//! extensions to the handle's flusher, and stops itself after a while without
+//! messages (after writing everything).
 //!
-//! Never: writes to disk on `Use`; holds a redb transaction across `.await`
+//! Never: writes to disk on `Touch`; holds a redb transaction across `.await`
 //! (every write is one `spawn_blocking` call); returns `Err` from `handle` for a
 //! domain failure (only a failed commit, after which redb refuses writes until
 //! reopened, fails the actor).
@@ -143,7 +145,7 @@ impl Actor for AccountSessionActor {
         // skips the gauge update (a pass over the account's sessions).
         let may_change = !matches!(
             msg,
-            SessionMsg::Use { .. }
+            SessionMsg::Touch { .. }
                 | SessionMsg::Account { .. }
                 | SessionMsg::List { .. }
                 | SessionMsg::TakeDirty { .. }
@@ -172,22 +174,11 @@ impl AccountSessionActor {
             state.last_activity = Instant::now();
         }
         match msg {
-            SessionMsg::Use {
-                kind,
-                token,
-                csrf,
-                client,
-                reply,
-            } => {
-                let _ = reply.send(
-                    state
-                        .args
-                        .sessions
-                        .use_session(kind, &token, csrf, &client, now),
-                );
+            SessionMsg::Touch { token, client } => {
+                state.args.sessions.touch(&token, &client, now);
             }
             SessionMsg::Account { reply } => {
-                let _ = reply.send(state.args.sessions.account.clone());
+                let _ = reply.send(state.args.sessions.account().clone());
             }
             SessionMsg::Add {
                 token,
@@ -236,7 +227,7 @@ impl AccountSessionActor {
                     .await
                 {
                     Ok(Some(rec)) => {
-                        state.args.sessions.account = rec;
+                        state.args.sessions.set_account(rec);
                         state.args.sessions.remove_all_except(keep);
                         let _ = reply.send(Ok(()));
                     }
@@ -255,7 +246,7 @@ impl AccountSessionActor {
                         .unwrap_or(Err(EditError::Store(StoreError::Task)));
                 match res {
                     Ok(rec) => {
-                        state.args.sessions.account = rec.clone();
+                        state.args.sessions.set_account(rec.clone());
                         let _ = reply.send(Ok(rec));
                     }
                     Err(EditError::Store(e)) => {
@@ -298,9 +289,11 @@ impl AccountSessionActor {
                 match store::blocking(move || store::accounts::remove(&db, &name)).await {
                     Ok(existed) => {
                         // Nothing of the account may answer from memory any more.
+                        let mut gone = state.args.sessions.account().clone();
+                        gone.password.clear();
+                        gone.login_disabled = Some("account removed".into());
+                        state.args.sessions.set_account(gone);
                         state.args.sessions.remove_all_except(None);
-                        state.args.sessions.account.password.clear();
-                        state.args.sessions.account.login_disabled = Some("account removed".into());
                         state
                             .args
                             .directory
@@ -327,9 +320,7 @@ impl AccountSessionActor {
                         expired.clone(),
                     );
                     store::blocking(move || store::sessions::commit(&db, &name, &[], &ex)).await?;
-                    for h in &expired {
-                        state.args.sessions.remove(h);
-                    }
+                    state.args.sessions.remove_many(&expired);
                 }
                 // Extensions are written for all accounts at once by the
                 // handle's flusher; an actor about to stop writes its own.

@@ -1,10 +1,13 @@
-//! Where the hot path finds an account's session actor.
+//! Where the request path finds an account's sessions.
 //!
-//! Owns the map account name → actor, sharded (dashmap) and owned by one app
-//! instance (not ractor's process-wide registry). A hit is a shard read lock
-//! and a clone of an `ActorRef`. A miss goes through a per-account
-//! `OnceCell`, so concurrent first requests for one account wait for one spawn
-//! while other accounts proceed; there is no global actor on this path.
+//! Owns the map account name → [`Live`] (the account's actor and its
+//! published [`View`](super::state::View)), sharded (dashmap) and owned by one
+//! app instance (not ractor's process-wide registry). A session check is a
+//! shard read lock, a read of the published view and a hash lookup
+//! ([`Directory::with_live`]); no message, no allocation. A miss goes through
+//! a per-account `OnceCell`, so concurrent first requests for one account
+//! wait for one spawn while other accounts proceed; there is no global actor
+//! on this path.
 //!
 //! Never: holds a shard lock across `.await`; keeps an entry for an account
 //! that does not exist (failed look-ups leave nothing behind).
@@ -16,8 +19,18 @@ use ractor::{ActorId, ActorRef};
 use tokio::sync::OnceCell;
 
 use super::messages::SessionMsg;
+use super::state::Published;
 
-type Slot = Arc<OnceCell<ActorRef<SessionMsg>>>;
+/// A running account actor and the view it publishes.
+#[derive(Clone)]
+pub struct Live {
+    /// The actor, for every change.
+    pub actor: ActorRef<SessionMsg>,
+    /// Its current view, for checks.
+    pub view: Published,
+}
+
+type Slot = Arc<OnceCell<Live>>;
 
 /// Account name → its session actor.
 #[derive(Default)]
@@ -36,7 +49,15 @@ impl std::fmt::Debug for Directory {
 impl Directory {
     /// The live actor for an account, if one is listed.
     pub fn get(&self, account: &str) -> Option<ActorRef<SessionMsg>> {
-        self.map.get(account).and_then(|s| s.get().cloned())
+        self.map
+            .get(account)
+            .and_then(|s| s.get().map(|l| l.actor.clone()))
+    }
+
+    /// Runs `f` on the account's live entry, if one is listed, under the
+    /// shard's read lock (so `f` must be short and must not block).
+    pub fn with_live<R>(&self, account: &str, f: impl FnOnce(&Live) -> R) -> Option<R> {
+        self.map.get(account).and_then(|s| s.get().map(f))
     }
 
     /// The slot to initialize for an account (created if absent).
@@ -54,22 +75,23 @@ impl Directory {
 
     /// Removes an account's entry if it points at the actor `id`.
     pub fn unlist(&self, account: &str, id: ActorId) {
-        self.map
-            .remove_if(account, |_, s| s.get().is_some_and(|r| r.get_id() == id));
+        self.map.remove_if(account, |_, s| {
+            s.get().is_some_and(|l| l.actor.get_id() == id)
+        });
     }
 
     /// Removes whatever entry points at the actor `id` (a failed actor, whose
     /// name we only know by its id).
     pub fn unlist_id(&self, id: ActorId) {
         self.map
-            .retain(|_, s| s.get().is_none_or(|r| r.get_id() != id));
+            .retain(|_, s| s.get().is_none_or(|l| l.actor.get_id() != id));
     }
 
     /// Every live actor.
     pub fn actors(&self) -> Vec<ActorRef<SessionMsg>> {
         self.map
             .iter()
-            .filter_map(|e| e.value().get().cloned())
+            .filter_map(|e| e.value().get().map(|l| l.actor.clone()))
             .collect()
     }
 

@@ -6,9 +6,8 @@
 use ractor::RpcReplyPort;
 
 use super::SessionError;
-use super::state::{Client, Listed, Used};
+use super::state::{Client, Listed};
 use crate::protocol::Kind;
-use crate::protocol::check::Failure;
 use crate::store::accounts::{AccountEdit, EditError};
 use crate::store::codec::AccountRecord;
 use crate::token::TokenHash;
@@ -16,18 +15,14 @@ use crate::token::TokenHash;
 /// A message to one account's session actor.
 #[derive(Debug)]
 pub enum SessionMsg {
-    /// Check a session and extend it (the hot path: memory only).
-    Use {
-        /// Interface kind the request came to.
-        kind: Kind,
-        /// Hash of the presented session token.
+    /// Record a use of a session that passed the check on the published
+    /// view (memory only, no answer): sent only when the use changes what is
+    /// kept, see `AccountSessions::touch`.
+    Touch {
+        /// Hash of the session token.
         token: TokenHash,
-        /// Hash of the presented CSRF token, see `AccountSessions::use_session`.
-        csrf: Option<Option<TokenHash>>,
-        /// Who uses it.
+        /// Who used it.
         client: Client,
-        /// The answer.
-        reply: RpcReplyPort<Result<Used, Failure>>,
     },
     /// The account's record as held (for login and account pages).
     Account {

@@ -8,11 +8,20 @@
 //! protocol [`Failure`].
 //!
 //! ```text
-//!  request ──▶ SessionsHandle ──(hit: DashMap read)──▶ AccountSessionActor(account)
-//!                   │ miss                               owns: AccountSessions (memory)
-//!                   ├─ load account + sessions (blocking pool, outside any actor)
-//!                   └─ spawn_linked under SessionSupervisor (only for existing accounts)
+//!  check ──▶ SessionsHandle ──(hit: DashMap read)──▶ published View (ArcSwap) ──▶ answer
+//!                │                                       ▲ new view before each change is answered
+//!                │ use changes what is kept: cast Touch  │
+//!                └──────────────────────────────▶ AccountSessionActor(account)
+//!  miss: load account + sessions (blocking pool, outside any actor),
+//!        spawn_linked under SessionSupervisor (only for existing accounts)
 //! ```
+//!
+//! A check sends no message: it reads the view the actor published. It casts
+//! a `Touch` only when the use changes what is kept (see
+//! [`state::Policy::touch_every`]). Every change (sign-in, logout, revocation,
+//! password change, account edit or removal) goes through the actor, which
+//! publishes the new view before it answers, so a change is visible to every
+//! check that starts after it was answered.
 //!
 //! Never: hands a token in clear to an actor (only hashes travel); lets an
 //! unknown account name create an actor or a directory entry.
@@ -30,7 +39,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use redb::Database;
 
 use self::actor::{AccountSessionActor, AccountSessionArgs};
-use self::directory::Directory;
+use self::directory::{Directory, Live};
 use self::messages::SessionMsg;
 use self::state::AccountSessions;
 pub use self::state::{Client, Listed, Policy, Used};
@@ -205,6 +214,12 @@ impl SessionsHandle {
         if let Some(a) = self.0.directory.get(account) {
             return Ok(a);
         }
+        self.spawn(account).await.map(|l| l.actor)
+    }
+
+    /// Loads an account's sessions and spawns its actor, once however many
+    /// requests ask at the same time.
+    async fn spawn(&self, account: &str) -> Result<Live, SessionError> {
         let slot = self.0.directory.slot(account);
         let res = slot
             .get_or_try_init(|| async {
@@ -213,9 +228,11 @@ impl SessionsHandle {
                 let Some((rec, stored)) = loaded else {
                     return Err(SessionError::UnknownAccount);
                 };
+                let sessions = AccountSessions::new(rec, stored, self.0.policy);
+                let view = sessions.published();
                 let args = AccountSessionArgs {
                     name: Arc::from(account),
-                    sessions: AccountSessions::new(rec, stored, self.0.policy),
+                    sessions,
                     db: self.0.db.clone(),
                     clock: self.0.clock.clone(),
                     directory: self.0.directory.clone(),
@@ -230,7 +247,7 @@ impl SessionsHandle {
                 )
                 .await
                 .map_err(|_| SessionError::Unavailable)?;
-                Ok(a)
+                Ok(Live { actor: a, view })
             })
             .await
             .cloned();
@@ -260,29 +277,40 @@ impl SessionsHandle {
         Err(SessionError::Unavailable)
     }
 
-    /// Checks a session (memory only) and extends it. An unknown account is an
-    /// unknown session, so cookies cannot probe which accounts exist.
+    /// Checks a session on the account's published view (no message, no
+    /// disk) and, when the use changes what is kept, records it with a
+    /// `Touch` to the actor. An unknown account is an unknown session, so
+    /// cookies cannot probe which accounts exist.
     pub async fn use_session(
         &self,
         kind: Kind,
         account: &str,
         token: &Token,
         csrf: Option<Option<Token>>,
-        client: Client,
+        ip: Option<std::net::IpAddr>,
+        agent: &str,
     ) -> Result<Result<Used, Failure>, SessionError> {
         let (token, csrf) = (token.hash(), csrf.map(|c| c.map(|t| t.hash())));
-        match self
-            .call(account, |reply| SessionMsg::Use {
-                kind,
-                token,
-                csrf,
-                client: client.clone(),
-                reply,
-            })
-            .await
-        {
+        let agent = state::cut_agent(agent);
+        let now = self.0.clock.now();
+        let check = |live: &Live| {
+            let view = live.view.load();
+            let c = view.check(kind, &token, csrf, now)?;
+            if view.needs_touch(&c, ip, agent, now) {
+                // A stopped actor loses the touch; the next check after the
+                // reload sends it again.
+                let client = Client::new(ip, agent);
+                let _ = live.actor.cast(SessionMsg::Touch { token, client });
+            }
+            Ok(c.used)
+        };
+        if let Some(r) = self.0.directory.with_live(account, check) {
+            return Ok(r);
+        }
+        match self.spawn(account).await {
+            Ok(live) => Ok(check(&live)),
             Err(SessionError::UnknownAccount) => Ok(Err(Failure::UnknownSession)),
-            r => r,
+            Err(e) => Err(e),
         }
     }
 

@@ -1,10 +1,19 @@
 //! One account's sessions, in memory: the rules, without I/O.
 //!
 //! Owns the session rules of the persisted kinds (webaccount, webmail): the
-//! lookup and CSRF check, idle expiry extended on each use, an absolute
-//! maximum lifetime, the cap per account (expired sessions evicted first, then
-//! the one that expires soonest), and the set of sessions whose extension has
-//! not been written yet ("dirty").
+//! lookup and CSRF check, idle expiry extended on use, an absolute maximum
+//! lifetime, the cap per account (expired sessions evicted first, then the one
+//! that expires soonest), and the set of sessions whose extension has not been
+//! written yet ("dirty").
+//!
+//! The sessions live in an immutable [`View`]. Every change makes a new view
+//! and publishes it (an [`ArcSwap`]) before the change is answered, so the
+//! request path checks a session by reading the published view, without a
+//! message to the account's actor ([`View::check`]). A use is recorded
+//! ([`AccountSessions::touch`]) only when it changes what is kept: the client's
+//! IP or agent, or a last use older than [`Policy::touch_every`]; so the stored
+//! last use and idle expiry are exact to within that granularity (at most one
+//! minute).
 //!
 //! Never: does I/O, reads a clock (time is a parameter), or sees a token in
 //! clear (only [`TokenHash`]es).
@@ -12,6 +21,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::clock::UnixMillis;
 use crate::protocol::Kind;
@@ -67,6 +78,23 @@ impl Policy {
             _ => self.max,
         }
     }
+
+    /// How stale a session's recorded last use may get before a use records
+    /// it again: a minute, or a sixteenth of the idle lifetime if that is
+    /// shorter (so short test lifetimes stay precise).
+    pub fn touch_every(&self, kind: Kind) -> i64 {
+        (self.idle_for(kind) / 16).clamp(1, 60_000)
+    }
+}
+
+/// Cuts a user agent to the [`MAX_AGENT`] bytes sessions keep, on a
+/// character boundary.
+pub fn cut_agent(agent: &str) -> &str {
+    let mut end = agent.len().min(MAX_AGENT);
+    while !agent.is_char_boundary(end) {
+        end -= 1;
+    }
+    &agent[..end]
 }
 
 /// The client of a request, as recorded with sessions.
@@ -81,13 +109,9 @@ pub struct Client {
 impl Client {
     /// A client with the user agent bounded.
     pub fn new(ip: Option<IpAddr>, agent: &str) -> Client {
-        let mut end = agent.len().min(MAX_AGENT);
-        while !agent.is_char_boundary(end) {
-            end -= 1;
-        }
         Client {
             ip,
-            agent: agent[..end].to_string(),
+            agent: cut_agent(agent).to_string(),
         }
     }
 }
@@ -152,90 +176,42 @@ pub struct Listed {
     pub current: bool,
 }
 
-/// One account's in-memory state.
-#[derive(Debug)]
-pub struct AccountSessions {
-    /// The account's record (password hash, disabled flag, names).
-    pub account: AccountRecord,
-    policy: Policy,
+/// An immutable picture of one account's sessions: what the request path
+/// reads. Made by [`AccountSessions`] on every change.
+#[derive(Debug, Clone)]
+pub struct View {
     sessions: HashMap<TokenHash, Session>,
-    dirty: HashSet<TokenHash>,
-    strings: HashSet<Arc<str>>,
+    /// Why sign-in is disabled for the account, if it is.
+    login_disabled: Option<String>,
+    policy: Policy,
 }
 
-impl AccountSessions {
-    /// State from what was loaded from the database.
-    pub fn new(
-        account: AccountRecord,
-        stored: Vec<(TokenHash, SessionRecord)>,
-        policy: Policy,
-    ) -> Self {
-        let mut s = AccountSessions {
-            account,
-            policy,
-            sessions: HashMap::with_capacity(stored.len()),
-            dirty: HashSet::new(),
-            strings: HashSet::new(),
-        };
-        for (h, r) in stored {
-            let Some(kind) = Kind::from_code(r.kind) else {
-                continue;
-            };
-            let sess = Session {
-                id: r.id,
-                kind,
-                csrf: TokenHash(r.csrf_hash),
-                login_address: s.intern(&r.login_address),
-                created: r.created,
-                last_used: r.last_used,
-                expires: r.expires,
-                last_ip: r.last_ip,
-                last_agent: s.intern(&r.last_agent),
-            };
-            s.sessions.insert(h, sess);
-        }
-        s
-    }
+/// A session that passed [`View::check`].
+#[derive(Debug)]
+pub struct Checked<'a> {
+    /// What the caller learns.
+    pub used: Used,
+    session: &'a Session,
+}
 
-    fn intern(&mut self, v: &str) -> Arc<str> {
-        if let Some(a) = self.strings.get(v) {
-            return a.clone();
-        }
-        if self.strings.len() >= 4 * self.policy.cap {
-            self.strings.clear();
-        }
-        let a: Arc<str> = Arc::from(v);
-        self.strings.insert(a.clone());
-        a
-    }
-
-    /// Number of sessions held (expired ones included until swept).
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Whether no session is held.
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
+impl View {
     /// Whether a session is past its idle or absolute lifetime.
     fn expired(&self, s: &Session, now: UnixMillis) -> bool {
         now >= s.expires || now >= s.created.saturating_add(self.policy.max_for(s.kind))
     }
 
     /// Checks a session of interface `kind` (a session works only on the kind
-    /// that created it) and, if valid, extends it. `csrf`: `None` when no CSRF
-    /// check is required; `Some(None)` when a value was presented that cannot
-    /// be a token (never matches).
-    pub fn use_session(
-        &mut self,
+    /// that created it), in the protocol's order: known, unexpired, CSRF,
+    /// sign-in not disabled. `csrf`: `None` when no CSRF check is required;
+    /// `Some(None)` when a value was presented that cannot be a token (never
+    /// matches).
+    pub fn check(
+        &self,
         kind: Kind,
         token: &TokenHash,
         csrf: Option<Option<TokenHash>>,
-        client: &Client,
         now: UnixMillis,
-    ) -> Result<Used, Failure> {
+    ) -> Result<Checked<'_>, Failure> {
         let Some(s) = self.sessions.get(token).filter(|s| s.kind == kind) else {
             return Err(Failure::UnknownSession);
         };
@@ -247,17 +223,191 @@ impl AccountSessions {
             Some(Some(c)) if c.ct_eq(&s.csrf) => {}
             Some(_) => return Err(Failure::CsrfMismatch),
         }
-        if let Some(reason) = &self.account.login_disabled {
+        if let Some(reason) = &self.login_disabled {
             return Err(Failure::LoginDisabled(reason.clone()));
         }
-        let agent = if &*s.last_agent == client.agent.as_str() {
-            None
-        } else {
-            Some(self.intern(&client.agent))
+        Ok(Checked {
+            used: Used {
+                login_address: s.login_address.clone(),
+                kind: s.kind,
+            },
+            session: s,
+        })
+    }
+
+    /// Whether a use of a checked session by this client at `now` changes
+    /// what is kept (see [`AccountSessions::touch`]). `agent` is already cut
+    /// ([`cut_agent`]).
+    pub fn needs_touch(
+        &self,
+        c: &Checked<'_>,
+        ip: Option<IpAddr>,
+        agent: &str,
+        now: UnixMillis,
+    ) -> bool {
+        let s = c.session;
+        now.saturating_sub(s.last_used) >= self.policy.touch_every(s.kind)
+            || s.last_ip != ip
+            || &*s.last_agent != agent
+    }
+
+    /// Number of sessions held (expired ones included until swept).
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+/// Where an account's current [`View`] is published for the request path.
+pub type Published = Arc<ArcSwap<View>>;
+
+/// One account's in-memory state, owned by its actor.
+#[derive(Debug)]
+pub struct AccountSessions {
+    /// The account's record (password hash, disabled flag, names).
+    account: AccountRecord,
+    policy: Policy,
+    /// The current view; also the published one once a change is done.
+    view: Arc<View>,
+    published: Published,
+    dirty: HashSet<TokenHash>,
+    strings: HashSet<Arc<str>>,
+}
+
+impl AccountSessions {
+    /// State from what was loaded from the database.
+    pub fn new(
+        account: AccountRecord,
+        stored: Vec<(TokenHash, SessionRecord)>,
+        policy: Policy,
+    ) -> Self {
+        let mut strings = HashSet::new();
+        let mut sessions = HashMap::with_capacity(stored.len());
+        for (h, r) in stored {
+            let Some(kind) = Kind::from_code(r.kind) else {
+                continue;
+            };
+            let sess = Session {
+                id: r.id,
+                kind,
+                csrf: TokenHash(r.csrf_hash),
+                login_address: intern(&mut strings, policy.cap, &r.login_address),
+                created: r.created,
+                last_used: r.last_used,
+                expires: r.expires,
+                last_ip: r.last_ip,
+                last_agent: intern(&mut strings, policy.cap, &r.last_agent),
+            };
+            sessions.insert(h, sess);
+        }
+        let view = Arc::new(View {
+            sessions,
+            login_disabled: account.login_disabled.clone(),
+            policy,
+        });
+        AccountSessions {
+            account,
+            policy,
+            published: Arc::new(ArcSwap::new(view.clone())),
+            view,
+            dirty: HashSet::new(),
+            strings,
+        }
+    }
+
+    /// Where this state's views are published.
+    pub fn published(&self) -> Published {
+        self.published.clone()
+    }
+
+    /// The current view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The account's record.
+    pub fn account(&self) -> &AccountRecord {
+        &self.account
+    }
+
+    /// Replaces the account's record (a committed change) and publishes.
+    pub fn set_account(&mut self, account: AccountRecord) {
+        if account.login_disabled != self.view.login_disabled {
+            Arc::make_mut(&mut self.view).login_disabled = account.login_disabled.clone();
+            self.publish();
+        }
+        self.account = account;
+    }
+
+    /// Makes the current view the one the request path reads. Called at the
+    /// end of every change, before the change is answered.
+    fn publish(&self) {
+        self.published.store(self.view.clone());
+    }
+
+    /// The sessions, for a change (copied if readers hold the current view).
+    fn sessions_mut(&mut self) -> &mut HashMap<TokenHash, Session> {
+        &mut Arc::make_mut(&mut self.view).sessions
+    }
+
+    fn intern(&mut self, v: &str) -> Arc<str> {
+        intern(&mut self.strings, self.policy.cap, v)
+    }
+
+    /// Number of sessions held (expired ones included until swept).
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// Checks a session (as [`View::check`]) and records the use (as
+    /// [`Self::touch`]); what the request path does, in one call.
+    pub fn use_session(
+        &mut self,
+        kind: Kind,
+        token: &TokenHash,
+        csrf: Option<Option<TokenHash>>,
+        client: &Client,
+        now: UnixMillis,
+    ) -> Result<Used, Failure> {
+        let c = self.view.check(kind, token, csrf, now)?;
+        let (used, touch) = (
+            c.used.clone(),
+            self.view.needs_touch(&c, client.ip, &client.agent, now),
+        );
+        if touch {
+            self.touch(token, client, now);
+        }
+        Ok(used)
+    }
+
+    /// Records a use of a session that passed the check: last use, idle
+    /// expiry, client IP and agent, and marks it dirty. Does nothing if the
+    /// session is gone or expired meanwhile, or if the use changes nothing
+    /// kept (last use within [`Policy::touch_every`], same client).
+    pub fn touch(&mut self, token: &TokenHash, client: &Client, now: UnixMillis) {
+        let Some(s) = self.view.sessions.get(token) else {
+            return;
         };
-        let idle = self.policy.idle_for(kind);
-        let Some(s) = self.sessions.get_mut(token) else {
-            return Err(Failure::UnknownSession);
+        if self.view.expired(s, now)
+            || now.saturating_sub(s.last_used) < self.policy.touch_every(s.kind)
+                && s.last_ip == client.ip
+                && *s.last_agent == *client.agent
+        {
+            return;
+        }
+        let (same_agent, idle) = (*s.last_agent == *client.agent, self.policy.idle_for(s.kind));
+        let agent = (!same_agent).then(|| self.intern(&client.agent));
+        let Some(s) = self.sessions_mut().get_mut(token) else {
+            return;
         };
         s.last_used = now;
         s.expires = now.saturating_add(idle);
@@ -265,12 +415,8 @@ impl AccountSessions {
         if let Some(a) = agent {
             s.last_agent = a;
         }
-        let used = Used {
-            login_address: s.login_address.clone(),
-            kind: s.kind,
-        };
         self.dirty.insert(*token);
-        Ok(used)
+        self.publish();
     }
 
     /// The sessions to remove so one more fits under the cap: every expired
@@ -278,9 +424,10 @@ impl AccountSessions {
     /// the state; apply with [`Self::insert`] after the commit.
     pub fn evictions_for_add(&self, now: UnixMillis) -> Vec<TokenHash> {
         evictions(
-            self.sessions
+            self.view
+                .sessions
                 .iter()
-                .map(|(h, s)| (*h, self.expired(s, now), (s.expires, s.created, s.id))),
+                .map(|(h, s)| (*h, self.view.expired(s, now), (s.expires, s.created, s.id))),
             self.policy.cap,
         )
     }
@@ -310,12 +457,9 @@ impl AccountSessions {
         }
     }
 
-    /// Applies a committed add: removes `evicted`, inserts the new session.
+    /// Applies a committed add: removes `evicted`, inserts the new session,
+    /// publishes.
     pub fn insert(&mut self, evicted: &[TokenHash], token: TokenHash, rec: &SessionRecord) {
-        for h in evicted {
-            self.sessions.remove(h);
-            self.dirty.remove(h);
-        }
         let Some(kind) = Kind::from_code(rec.kind) else {
             return;
         };
@@ -330,31 +474,58 @@ impl AccountSessions {
             last_ip: rec.last_ip,
             last_agent: self.intern(&rec.last_agent),
         };
-        self.sessions.insert(token, s);
+        for h in evicted {
+            self.dirty.remove(h);
+        }
+        let sessions = self.sessions_mut();
+        for h in evicted {
+            sessions.remove(h);
+        }
+        sessions.insert(token, s);
+        self.publish();
     }
 
     /// Whether a session with this hash is held.
     pub fn contains(&self, token: &TokenHash) -> bool {
-        self.sessions.contains_key(token)
+        self.view.sessions.contains_key(token)
     }
 
-    /// Applies a committed removal.
+    /// Applies a committed removal; publishes.
     pub fn remove(&mut self, token: &TokenHash) -> bool {
-        self.dirty.remove(token);
-        self.sessions.remove(token).is_some()
+        self.remove_many(std::slice::from_ref(token)) == 1
     }
 
-    /// Applies a committed removal of every session but `keep`.
+    /// Applies a committed removal of several sessions; publishes once.
+    /// The number that were held.
+    pub fn remove_many(&mut self, tokens: &[TokenHash]) -> usize {
+        for h in tokens {
+            self.dirty.remove(h);
+        }
+        if !tokens.iter().any(|h| self.contains(h)) {
+            return 0;
+        }
+        let sessions = self.sessions_mut();
+        let n = tokens
+            .iter()
+            .filter(|h| sessions.remove(h).is_some())
+            .count();
+        self.publish();
+        n
+    }
+
+    /// Applies a committed removal of every session but `keep`; publishes.
     pub fn remove_all_except(&mut self, keep: Option<TokenHash>) {
-        self.sessions.retain(|h, _| Some(*h) == keep);
         self.dirty.retain(|h| Some(*h) == keep);
+        self.sessions_mut().retain(|h, _| Some(*h) == keep);
+        self.publish();
     }
 
     /// Expired sessions, to delete.
     pub fn expired_hashes(&self, now: UnixMillis) -> Vec<TokenHash> {
-        self.sessions
+        self.view
+            .sessions
             .iter()
-            .filter(|(_, s)| self.expired(s, now))
+            .filter(|(_, s)| self.view.expired(s, now))
             .map(|(h, _)| *h)
             .collect()
     }
@@ -371,7 +542,7 @@ impl AccountSessions {
         dirty
             .into_iter()
             .filter_map(|h| {
-                self.sessions.get(&h).map(|s| Extension {
+                self.view.sessions.get(&h).map(|s| Extension {
                     hash: h,
                     last_used: s.last_used,
                     expires: s.expires,
@@ -392,9 +563,10 @@ impl AccountSessions {
     /// memory; the listing caller reads them from the store).
     pub fn listing(&self, now: UnixMillis, current: Option<TokenHash>) -> Vec<(TokenHash, Listed)> {
         let mut v: Vec<_> = self
+            .view
             .sessions
             .iter()
-            .filter(|(_, s)| !self.expired(s, now))
+            .filter(|(_, s)| !self.view.expired(s, now))
             .map(|(h, s)| {
                 let l = Listed {
                     id: s.id,
@@ -418,7 +590,8 @@ impl AccountSessions {
 
     /// The token hash of the session with opaque id `id`.
     pub fn find_id(&self, id: u64) -> Option<TokenHash> {
-        self.sessions
+        self.view
+            .sessions
             .iter()
             .find(|(_, s)| s.id == id)
             .map(|(h, _)| *h)
@@ -426,8 +599,23 @@ impl AccountSessions {
 
     /// Every held session, for listings.
     pub fn iter(&self) -> impl Iterator<Item = (&TokenHash, &Session)> {
-        self.sessions.iter()
+        self.view.sessions.iter()
     }
+}
+
+/// The shared copy of a string (login addresses and agents repeat across an
+/// account's sessions); the set is bounded by 4 × the cap and starts over
+/// when full.
+fn intern(strings: &mut HashSet<Arc<str>>, cap: usize, v: &str) -> Arc<str> {
+    if let Some(a) = strings.get(v) {
+        return a.clone();
+    }
+    if strings.len() >= 4 * cap {
+        strings.clear();
+    }
+    let a: Arc<str> = Arc::from(v);
+    strings.insert(a.clone());
+    a
 }
 
 /// The sessions to remove so that one more fits under `cap`: every expired

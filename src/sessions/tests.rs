@@ -101,7 +101,9 @@ fn absolute_lifetime() {
 fn disabled_account_refuses_valid_sessions() {
     let mut s = AccountSessions::new(account(), vec![], Policy::default());
     add(&mut s, 1, 0);
-    s.account.login_disabled = Some("unpaid".into());
+    let mut rec = account();
+    rec.login_disabled = Some("unpaid".into());
+    s.set_account(rec);
     assert_eq!(
         s.use_session(Kind::WebAccount, &h(1), None, &Client::default(), 1)
             .expect_err("disabled"),
@@ -128,10 +130,11 @@ fn cap_evicts_expired_first_then_soonest_expiry() {
         assert!(add(&mut s, i, i as i64).is_empty());
     }
     assert_eq!(s.len(), 100);
-    // use session 0 so that session 1 is now the least recently used
-    s.use_session(Kind::WebAccount, &h(0), None, &Client::default(), 200)
+    // use session 0 (later than touch_every, so the use is recorded) so
+    // that session 1 is now the least recently used
+    s.use_session(Kind::WebAccount, &h(0), None, &Client::default(), 61_000)
         .expect("ok");
-    let ev = add(&mut s, 100, 300);
+    let ev = add(&mut s, 100, 61_100);
     assert_eq!(ev, vec![h(1)]);
     assert_eq!(s.len(), 100);
     assert!(s.contains(&h(0)) && !s.contains(&h(1)) && s.contains(&h(100)));
@@ -142,7 +145,7 @@ fn cap_evicts_expired_first_then_soonest_expiry() {
     assert!(ev.len() > 1);
     assert!(
         !ev.contains(&h(0)),
-        "session 0 was used at 200 and is still valid"
+        "session 0 was used at 61 s and is still valid"
     );
     assert!(s.len() <= 100);
 }
@@ -246,4 +249,73 @@ fn listing_skips_expired_marks_current_and_finds_ids() {
     assert_eq!(long.listing(35 * 20 * HOUR, None)[0].1.expires, max);
     assert_eq!(s.find_id(3), Some(h(3)));
     assert_eq!(s.find_id(99), None);
+}
+
+#[test]
+fn uses_are_recorded_only_when_they_change_what_is_kept() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    add(&mut s, 1, 0);
+    let every = Policy::default().touch_every(Kind::WebAccount);
+    assert_eq!(every, 60_000);
+    let same = Client::default();
+    s.use_session(Kind::WebAccount, &h(1), None, &same, every - 1)
+        .expect("ok");
+    assert!(
+        !s.has_dirty(),
+        "a use within touch_every by the same client"
+    );
+    let ip = Client {
+        ip: Some("10.0.0.1".parse().expect("ip")),
+        agent: String::new(),
+    };
+    s.use_session(Kind::WebAccount, &h(1), None, &ip, every - 1)
+        .expect("ok");
+    let ext = s.take_dirty();
+    assert_eq!((ext.len(), ext[0].last_ip), (1, ip.ip), "a new IP is kept");
+    let agent = Client::new(ip.ip, "other agent");
+    s.use_session(Kind::WebAccount, &h(1), None, &agent, every)
+        .expect("ok");
+    assert_eq!(s.take_dirty()[0].last_agent, "other agent");
+    s.use_session(Kind::WebAccount, &h(1), None, &agent, 3 * every)
+        .expect("ok");
+    let ext = s.take_dirty();
+    assert_eq!(
+        (ext[0].last_used, ext[0].expires),
+        (3 * every, 3 * every + 24 * HOUR),
+        "a use after touch_every extends the session"
+    );
+    // short idle lifetimes are recorded at a finer grain
+    let short = Policy {
+        idle: 1600,
+        ..Policy::default()
+    };
+    assert_eq!(short.touch_every(Kind::WebAccount), 100);
+}
+
+#[test]
+fn every_change_is_published_before_it_returns() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    let published = s.published();
+    add(&mut s, 1, 0);
+    add(&mut s, 2, 0);
+    let check = |p: &Published, i: u32| {
+        p.load()
+            .check(Kind::WebAccount, &h(i), None, 1)
+            .map(|c| c.used.kind)
+    };
+    assert_eq!(check(&published, 1), Ok(Kind::WebAccount));
+    // a reader holding an old view keeps it; new reads see the change
+    let old = published.load_full();
+    assert!(s.remove(&h(1)));
+    assert_eq!(check(&published, 1), Err(Failure::UnknownSession));
+    assert!(old.check(Kind::WebAccount, &h(1), None, 1).is_ok());
+    let mut rec = account();
+    rec.login_disabled = Some("unpaid".into());
+    s.set_account(rec);
+    assert_eq!(
+        check(&published, 2),
+        Err(Failure::LoginDisabled("unpaid".into()))
+    );
+    s.remove_all_except(None);
+    assert_eq!(check(&published, 2), Err(Failure::UnknownSession));
 }

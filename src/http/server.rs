@@ -9,7 +9,9 @@
 //! TLS listeners ([`serve_tls`]) do the handshake in the connection's task,
 //! bounded by the header timeout, with the certificate current at that moment
 //! (SIGHUP reloads it, see [`super::tls`]), then speak HTTP/2 when ALPN chose
-//! `h2` (with bounded streams, header list size and keepalive pings) and
+//! `h2` (with bounded streams, header list size, client and server resets
+//! (rapid reset), send buffers and keepalive pings: the `H2_*` constants,
+//! docs/hardening.md) and
 //! HTTP/1.1 otherwise. Plain listeners speak HTTP/1.1 only: hyper_util's
 //! auto builder has no timeout while sniffing the preface (hyper#3962).
 //!
@@ -56,6 +58,15 @@ pub const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 pub const H2_KEEPALIVE: Duration = Duration::from_secs(60);
 /// See [`H2_KEEPALIVE`].
 pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most streams a client may reset before the server accepted them; one
+/// more is a GOAWAY `ENHANCE_YOUR_CALM` (rapid reset, CVE-2023-44487).
+pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Most streams the server resets for a client's errors (refused streams
+/// over [`H2_MAX_STREAMS`] included) on one connection; one more is a
+/// GOAWAY `ENHANCE_YOUR_CALM`.
+pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 128;
+/// Most bytes buffered for sending per HTTP/2 stream.
+pub const H2_MAX_SEND_BUF: usize = 400 * 1024;
 /// Most header fields in one request; more is answered 431.
 pub const MAX_HEADERS: usize = 100;
 
@@ -150,6 +161,9 @@ async fn serve_inner<F, Fut>(
                 b.timer(TokioTimer::new())
                     .max_concurrent_streams(H2_MAX_STREAMS)
                     .max_header_list_size(H2_MAX_HEADER_LIST)
+                    .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+                    .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+                    .max_send_buf_size(H2_MAX_SEND_BUF)
                     .keep_alive_interval(H2_KEEPALIVE)
                     .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
                 let _ = watcher.watch(b.serve_connection(io, service)).await;

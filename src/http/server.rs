@@ -1,7 +1,8 @@
 //! Accepting connections and serving HTTP/1.1 on them.
 //!
 //! Owns the accept loop: a semaphore caps concurrent connections per listener
-//! (the rest wait in the kernel's accept queue), each connection gets a timer
+//! (a connection over the cap is accepted and answered `503` with
+//! `Retry-After` at once, see [`refuse`]), each connection gets a timer
 //! and a header-read timeout (slow clients are cut off), header size is
 //! bounded, the service is infallible, and shutdown stops accepting and lets
 //! in-flight requests finish within a grace period.
@@ -30,7 +31,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::response::Body;
@@ -110,11 +112,8 @@ async fn serve_inner<F, Fut>(
 {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stopped(&mut shutdown) => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -126,6 +125,10 @@ async fn serve_inner<F, Fut>(
                 }
             },
             _ = stopped(&mut shutdown) => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(stream, tls.is_some(), &refusals);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();
@@ -182,6 +185,44 @@ async fn serve_inner<F, Fut>(
     {
         tracing::warn!("connections still open after the shutdown grace period");
     }
+}
+
+/// Most over-cap connections being answered at once; beyond it they are
+/// closed without an answer.
+pub const MAX_REFUSALS: usize = 64;
+/// Longest time an over-cap connection is kept to deliver its 503.
+pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// The answer to a connection over `max_connections`.
+pub const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 26\r\n\r\n503 - service unavailable\n";
+
+/// Answers a connection over the cap: on a plain listener `503` with
+/// `Retry-After` and a close (the client's bytes are drained so the close is
+/// a FIN, not a reset that could discard the answer), in a task that lives
+/// at most [`REFUSAL_LINGER`], at most [`MAX_REFUSALS`] at a time; TLS
+/// connections (an answer would need a handshake) and connections beyond
+/// that are closed at once.
+fn refuse(stream: TcpStream, tls: bool, refusals: &Arc<Semaphore>) {
+    let permit = match refusals.clone().try_acquire_owned() {
+        Ok(p) if !tls => p,
+        _ => {
+            crate::telemetry::connection_refused("closed");
+            drop(stream);
+            return;
+        }
+    };
+    crate::telemetry::connection_refused("503");
+    tokio::spawn(async move {
+        let answer = async {
+            let mut s = stream;
+            s.write_all(BUSY_RESPONSE).await?;
+            s.shutdown().await?;
+            let mut buf = [0u8; 4096];
+            while s.read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, answer).await;
+        drop(permit);
+    });
 }
 
 /// HTTP/1.1 with a timer, the header-read timeout and a bounded head.

@@ -2,7 +2,7 @@
 //!
 //! Owns the accept loop: a semaphore caps concurrent connections per listener
 //! (a connection over the cap is accepted and answered `503` with
-//! `Retry-After` at once, see [`refuse`]), each connection gets a timer
+//! `Retry-After` at once, see `refuse`), each connection gets a timer
 //! and a header-read timeout (slow clients are cut off), header size is
 //! bounded, the service is infallible, and shutdown stops accepting and lets
 //! in-flight requests finish within a grace period.

@@ -240,8 +240,8 @@ pub struct Limits {
     /// Largest API request body, in bytes.
     #[serde(default = "default_api_body")]
     pub api_body_bytes: usize,
-    /// Most concurrent connections per listener; more wait in the kernel's
-    /// accept queue.
+    /// Most concurrent connections per listener; more are answered `503`
+    /// with `Retry-After` and closed (docs/hardening.md).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Seconds a client has to send a request's headers.

@@ -46,6 +46,10 @@ pub const IMPORTS_STARTED: &str = "postern_imports_started_total";
 pub const IMPORTS_FINISHED: &str = "postern_imports_finished_total";
 /// `postern_imports_failed_total`: mail imports that failed or were aborted.
 pub const IMPORTS_FAILED: &str = "postern_imports_failed_total";
+/// `postern_connections_refused_total{answer}`: connections over a
+/// listener's `max_connections`, answered `503` or `closed` (TLS, or too many
+/// being refused at once).
+pub const CONNECTIONS_REFUSED: &str = "postern_connections_refused_total";
 
 /// Histogram buckets, in seconds: from fast session checks to slow hashing.
 const BUCKETS: &[f64] = &[
@@ -137,6 +141,11 @@ pub fn auth(kind: crate::protocol::Kind, variant: &'static str, result: &'static
 /// Counts one rate-limited attempt.
 pub fn auth_ratelimited(kind: crate::protocol::Kind) {
     metrics::counter!(AUTH_RATELIMITED, "kind" => kind.name()).increment(1);
+}
+
+/// Counts one connection refused over the cap (`answer`: `503` or `closed`).
+pub fn connection_refused(answer: &'static str) {
+    metrics::counter!(CONNECTIONS_REFUSED, "answer" => answer).increment(1);
 }
 
 /// Installs the process-wide Prometheus recorder, once; later calls (tests

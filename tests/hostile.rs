@@ -486,37 +486,122 @@ async fn ten_thousand_forged_cookies_keep_tasks_and_memory_bounded() {
     t.stop().await;
 }
 
+/// `postern_connections_refused_total{answer="503"}` as the metrics
+/// listener renders it (0 before the first refusal).
+async fn refused_503(t: &TestApp) -> u64 {
+    let r = send(
+        t.metrics.expect("metrics listener"),
+        "GET",
+        "/metrics",
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix("postern_connections_refused_total{answer=\"503\"} "))
+        .map_or(0, |v| v.trim().parse().expect("counter value"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_flood_beyond_the_cap_waits_and_is_cut_cleanly() {
+async fn connection_flood_beyond_the_cap_gets_503_at_once() {
     let _serial = SERIAL.lock().await;
     const CAP: usize = 4;
-    const FLOOD: usize = 16;
+    const FLOOD: usize = 40;
     let t = start(|c| {
         c.limits.max_connections = CAP;
-        c.limits.header_timeout_secs = 1;
+        c.limits.header_timeout_secs = 60;
     })
     .await;
     let mut good = signed_in(&t).await;
+    // The sign-in's connections are closed; let the server see it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused_before = refused_503(&t).await;
     let base_tasks = alive_tasks();
 
-    // Idle connections: the kernel completes every handshake, the server
-    // takes CAP at a time and cuts each after the header timeout.
+    // CAP idle connections, each in the middle of its request head, hold
+    // every slot (the header timeout is long).
+    let mut idle = Vec::new();
+    for _ in 0..CAP {
+        let mut s = connect(t.addr, None).await;
+        s.write_all(b"GET /account/ HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        idle.push(s);
+    }
+    // Every further connection is answered at once: 503, Retry-After,
+    // Connection: close, then closed.
     let mut flood = Vec::new();
     for _ in 0..FLOOD {
-        flood.push(connect(t.addr, None).await);
+        flood.push(tokio::spawn(raw(
+            t.addr,
+            None,
+            b"GET /account/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        )));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let during = alive_tasks();
-    assert!(
-        during <= base_tasks + CAP + 2,
-        "{during} tasks with {FLOOD} connections (cap {CAP}, base {base_tasks})"
-    );
-    // The well-behaved client waits its turn and is served.
-    assert_served(&mut good).await;
-    // Every flood connection was closed by the server, none answered.
-    for mut s in flood {
-        assert!(read_all(&mut s).await.is_empty());
+    for f in flood {
+        let resp = f.await.expect("flood client");
+        assert_eq!(
+            status(&resp),
+            Some(503),
+            "{}",
+            String::from_utf8_lossy(&resp)
+        );
+        let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
+        assert!(text.contains("\r\nretry-after: 1\r\n"), "{text}");
+        assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+        assert_eq!(body(&resp), "503 - service unavailable\n");
     }
+    // Nothing is held for them: tasks are back to the base plus the idle
+    // connections' within the linger bound.
+    let settled = async {
+        while alive_tasks() > base_tasks + CAP {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, settled)
+        .await
+        .expect("refusal tasks did not end");
+    // The metric counted every one of them.
+    assert!(refused_503(&t).await >= refused_before + FLOOD as u64);
+    // The idle connections were neither answered nor closed.
+    for s in &idle {
+        let mut buf = [0u8; 16];
+        assert!(
+            matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "an idle connection got an answer or was closed"
+        );
+    }
+    // One idle client leaves: a well-behaved client (retrying after a 503,
+    // as Retry-After says) is served again.
+    drop(idle.pop());
+    let csrf = good.csrf.clone().expect("signed in");
+    let retry = async {
+        loop {
+            let r = good
+                .request(
+                    "POST",
+                    "/account/api/Account",
+                    &[
+                        ("content-type", "application/json"),
+                        ("x-mox-csrf", csrf.as_str()),
+                        ("connection", "close"),
+                    ],
+                    b"{\"params\":[]}".to_vec(),
+                )
+                .await;
+            if r.status != 503 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let r = tokio::time::timeout(PATIENCE, retry)
+        .await
+        .expect("never served after a slot freed");
+    assert_eq!(r.result()["Name"], json!(DEMO));
+    drop(idle);
     assert_served(&mut good).await;
     t.stop().await;
 }

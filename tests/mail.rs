@@ -1104,3 +1104,78 @@ async fn storage_used_counts_mail_and_account_removal_removes_it() {
         "the same archive content in the other account, untouched"
     );
 }
+
+/// A tgz of `(name, bytes)` entries.
+fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).expect("append");
+    }
+    b.into_inner()
+        .and_then(|gz| gz.finish())
+        .expect("finish tgz");
+    out
+}
+
+/// The two mbox round-trip bugs the fuzz target found (docs/fuzzing.md):
+/// a header starting with a continuation line lost it when exported with
+/// flags or keywords, and a keyword with a comma came back as two. Imported
+/// over HTTP, exported as mbox, imported into another account: the same.
+#[tokio::test]
+async fn mbox_round_trip_keeps_leading_continuation_lines_and_refuses_comma_keywords() {
+    let mut app = TestApp::start_with(&[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD), COPY], 20).await;
+    let mut b = signed_in(&app).await;
+    let mbox = b"From x Mon Nov 23 16:03:06 2026\n folded first line\n\tand more\nStatus: RO\nX-Status: F\nX-Keywords: fine\nSubject: s\n\nbody\n\nFrom y Mon Nov 23 16:03:07 2026\r\n\tonly a continuation\r\nStatus: R\r\n\r\nbody\r\n";
+    let keywords = b"0 a,b\n1 fine\n2 ok\n";
+    let archive = tgz(&[
+        ("Folded.mbox", mbox),
+        ("Kw/dovecot-keywords", keywords),
+        (
+            "Kw/cur/1700000000.1.host:2,Sabc",
+            b"Subject: k\n\nkeywords\n",
+        ),
+    ]);
+    let token = start_import(&mut b, &archive, None).await;
+    let evs = progress(&app, &token).await;
+    assert_eq!(end(&evs), "done", "{evs:?}");
+    let r = export(&mut b, "export/mail-export-mbox.tgz", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let exported = r.body.to_vec();
+    let mut c = app.browser();
+    let r = c.login("/account/", Some(COPY.1), COPY.2).await;
+    assert!(r.json().get("result").is_some(), "{}", r.text());
+    let token = start_import(&mut c, &exported, None).await;
+    let evs = progress(&app, &token).await;
+    assert_eq!(end(&evs), "done", "{evs:?}");
+    let stores = stop_and_open(&mut app).await;
+    let original = stored(&stores, DEMO);
+    let folded: Vec<_> = original.iter().filter(|m| m.0 == "Folded").collect();
+    assert_eq!(folded.len(), 2);
+    let first = folded
+        .iter()
+        .find(|m| m.4 == b" folded first line\n\tand more\nSubject: s\n\nbody\n")
+        .expect("leading continuation lines are stored");
+    assert_eq!(first.2, ["fine"]);
+    assert_ne!(first.1, 0, "flags read");
+    assert!(
+        folded
+            .iter()
+            .any(|m| m.4 == b"\tonly a continuation\r\n\r\nbody\r\n")
+    );
+    // The comma keyword is refused at import like any invalid keyword.
+    let kw: Vec<_> = original.iter().filter(|m| m.0 == "Kw").collect();
+    assert_eq!(kw.len(), 1);
+    assert_eq!(kw[0].2, ["fine", "ok"]);
+    let copy = stored(&stores, COPY.0);
+    assert!(
+        copy == original,
+        "mbox round trip differs:\n{copy:?}\n{original:?}"
+    );
+}

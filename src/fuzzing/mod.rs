@@ -25,7 +25,8 @@
 //! everything in plain vectors and recomputes answers the slow, obvious way
 //! (redb's `fuzz_redb` pattern).
 //!
-//! Never: does I/O, reads the clock for decisions (model targets fix a base
+//! Never: does I/O (the `multipart` target polls its future in place, no
+//! runtime), reads the clock for decisions (model targets fix a base
 //! `Instant` and advance it from the input), or leaves state between calls.
 
 pub mod archive;
@@ -34,6 +35,7 @@ pub mod escape;
 pub mod forwarded;
 pub mod maildir;
 pub mod mbox;
+pub mod multipart;
 pub mod ratelimit_model;
 pub mod record;
 pub mod session_model;
@@ -48,6 +50,7 @@ pub use escape::query_escape;
 pub use forwarded::forwarded;
 pub use maildir::maildir;
 pub use mbox::mbox;
+pub use multipart::multipart;
 pub use ratelimit_model::ratelimit_model;
 pub use record::record_decode;
 pub use session_model::session_model;
@@ -69,6 +72,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mbox", mbox),
     ("maildir", maildir),
     ("archive", archive),
+    ("multipart", multipart),
 ];
 
 /// The target called `name`, if there is one.

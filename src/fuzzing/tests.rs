@@ -292,3 +292,77 @@ proptest! {
         archive(&input);
     }
 }
+
+/// A part of an upload form as the build mode of the `multipart` target
+/// reads it: a selector byte, then contents (no zero byte: it separates
+/// parts).
+fn upload_part() -> impl Strategy<Value = Vec<u8>> {
+    let data = prop_oneof![
+        proptest::collection::vec(1u8..=255, 0..40),
+        "[ -~\r\n]{0,40}".prop_map(String::into_bytes),
+        Just(b"\r\n--x\r\n".to_vec()),
+    ];
+    (any::<u8>(), data).prop_map(|(sel, d)| {
+        let mut v = vec![sel.max(1)];
+        v.extend(d);
+        v
+    })
+}
+
+proptest! {
+    #[test]
+    fn multipart_on_random_bytes(mode in any::<u8>(), conf in any::<[u8; 5]>(), ct in prop_oneof![
+        Just("multipart/form-data; boundary=b".to_string()),
+        Just("multipart/form-data; boundary=\"a b\"".to_string()),
+        "[ -~]{0,40}",
+    ], body in bytes(300)) {
+        let mut input = vec![mode & !1];
+        input.extend_from_slice(&conf);
+        input.extend_from_slice(ct.as_bytes());
+        input.push(b'\n');
+        input.extend_from_slice(&body);
+        multipart(&input);
+    }
+
+    #[test]
+    fn multipart_on_nearly_valid_bodies(
+        mode in any::<u8>(),
+        conf in any::<[u8; 5]>(),
+        parts in proptest::collection::vec(
+            (prop_oneof![Just("file"), Just("skipMailboxPrefix"), Just("x")], "[ -~\r\n]{0,30}"), 0..5),
+        cut in any::<usize>(),
+    ) {
+        let mut body = String::new();
+        for (n, d) in &parts {
+            body.push_str(&format!("--b\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{d}\r\n"));
+        }
+        body.push_str("--b--\r\n");
+        let mut input = vec![mode & !1];
+        input.extend_from_slice(&conf);
+        input.extend_from_slice(b"multipart/form-data; boundary=b\n");
+        input.extend_from_slice(body.as_bytes());
+        multipart(&input);
+        // The same body cut short anywhere is an error or a success that
+        // keeps the bounds, never a panic.
+        let keep = input.len() - cut % (body.len() + 1);
+        multipart(&input[..keep]);
+    }
+
+    #[test]
+    fn multipart_built_bodies_walk_back(
+        mode in any::<u8>(),
+        conf in any::<[u8; 5]>(),
+        boundary in bytes(72),
+        parts in proptest::collection::vec(upload_part(), 0..6),
+    ) {
+        let mut input = vec![mode | 1];
+        input.extend_from_slice(&conf);
+        input.push(boundary.len() as u8);
+        input.extend(boundary.iter().map(|b| b.max(&1)));
+        for p in parts {
+            input.push(0);
+            input.extend(p);
+        }
+        multipart(&input);
+    }
+}

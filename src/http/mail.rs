@@ -8,7 +8,8 @@
 //! | `export/mail-export-{maildir,mbox}.{tgz,zip}` | POST | session + form field `csrf` | the whole account |
 //!
 //! The upload is streamed to an anonymous temporary file in the data
-//! directory (never held in memory) and bounded; downloads and progress
+//! directory (never held in memory) and bounded (the form's field walk and
+//! its bounds are [`super::upload`]); downloads and progress
 //! streams are fed through a bounded channel ([`ChannelBody`]), so a slow
 //! client slows only its own producer. The export form is read (at most
 //! [`MAX_FORM`] bytes) before the session check, because the CSRF value is in
@@ -28,10 +29,10 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
-use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{broadcast, mpsc};
 
 use super::response::{self, Body};
+use super::upload::{self, UploadError, UploadLimits};
 use crate::app::Services;
 use crate::auth::{Authed, Refused};
 use crate::import::ImportHandle;
@@ -45,12 +46,6 @@ use crate::token::Token;
 
 /// Largest export form body.
 pub const MAX_FORM: usize = 64 * 1024;
-/// Longest `skipMailboxPrefix`.
-const MAX_PREFIX: usize = 1024;
-/// Bytes allowed in multipart fields other than `file`.
-const MAX_OTHER_FIELDS: u64 = 64 * 1024;
-/// Most multipart fields in an upload.
-const MAX_FIELDS: usize = 16;
 /// Keepalive comment interval of progress streams.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
@@ -212,17 +207,16 @@ async fn import(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Ok(boundary) = multer::parse_boundary(ct) else {
-        return user_error("request must be multipart/form-data with a field \"file\"");
-    };
-    let limit = mail.limits.import_upload_bytes;
-    let too_large = || user_error(format!("file is larger than the limit of {limit} bytes"));
+    if multer::parse_boundary(ct).is_err() {
+        return user_error(UploadError::NotMultipart.to_string());
+    }
+    let limits = UploadLimits::new(mail.limits.import_upload_bytes);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit.saturating_add(MAX_OTHER_FIELDS)) {
-        return too_large();
+    if declared.is_some_and(|n| n > limits.whole()) {
+        return user_error(UploadError::TooLarge(limits.file).to_string());
     }
     let dir = mail.tmp_dir.clone();
     let file = match tokio::task::spawn_blocking(move || {
@@ -238,84 +232,20 @@ async fn import(
         }
         Err(_) => return api_error_400(&ApiError::server()),
     };
-    let mut mp = multer::Multipart::new(http_body_util::BodyDataStream::new(body), boundary);
-    let mut have_file = false;
-    let mut prefix = String::new();
-    let mut other = 0u64;
-    let mut fields = 0;
-    loop {
-        let mut field = match mp.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return user_error(format!("reading upload: {e}")),
-        };
-        fields += 1;
-        if fields > MAX_FIELDS {
-            return user_error(format!("more than {MAX_FIELDS} form fields"));
+    let Ok(clone) = file.try_clone() else {
+        return api_error_400(&ApiError::server());
+    };
+    let mut sink = tokio::fs::File::from_std(clone);
+    let stream = http_body_util::BodyDataStream::new(body);
+    let prefix = match upload::read_form(ct, stream, &limits, &mut sink).await {
+        Ok(up) => up.prefix,
+        Err(e) if e.is_server() => {
+            tracing::error!(error = %e, "writing upload file");
+            return api_error_400(&ApiError::server());
         }
-        match field.name() {
-            Some("file") if !have_file => {
-                have_file = true;
-                let Ok(clone) = file.try_clone() else {
-                    return api_error_400(&ApiError::server());
-                };
-                let mut w = tokio::fs::File::from_std(clone);
-                let mut n = 0u64;
-                loop {
-                    match field.chunk().await {
-                        Ok(Some(c)) => {
-                            n += c.len() as u64;
-                            if n > limit {
-                                return too_large();
-                            }
-                            if let Err(e) = w.write_all(&c).await {
-                                tracing::error!(error = %e, "writing upload file");
-                                return api_error_400(&ApiError::server());
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => return user_error(format!("reading upload: {e}")),
-                    }
-                }
-                if w.flush().await.is_err() {
-                    return api_error_400(&ApiError::server());
-                }
-            }
-            name => {
-                let is_prefix = name == Some("skipMailboxPrefix");
-                let mut v = Vec::new();
-                loop {
-                    match field.chunk().await {
-                        Ok(Some(c)) => {
-                            other += c.len() as u64;
-                            if other > MAX_OTHER_FIELDS {
-                                return user_error("form fields other than the file are too large");
-                            }
-                            if is_prefix {
-                                v.extend_from_slice(&c);
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => return user_error(format!("reading upload: {e}")),
-                    }
-                }
-                if is_prefix {
-                    if v.len() > MAX_PREFIX {
-                        return user_error(format!(
-                            "skipMailboxPrefix is longer than {MAX_PREFIX} bytes"
-                        ));
-                    }
-                    match String::from_utf8(v) {
-                        Ok(s) => prefix = s,
-                        Err(_) => return user_error("skipMailboxPrefix is not UTF-8"),
-                    }
-                }
-            }
-        }
-    }
-    if !have_file {
-        return user_error("missing file");
-    }
+        Err(e) => return user_error(e.to_string()),
+    };
+    drop(sink);
     let detected = tokio::task::spawn_blocking(move || {
         let mut f = file;
         f.seek(SeekFrom::Start(0))?;

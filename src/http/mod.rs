@@ -35,6 +35,7 @@ pub mod pages;
 pub mod response;
 pub mod server;
 pub mod tls;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Accepting connections and serving HTTP/1.1 on them.
 //!
 //! Owns the accept loop: a semaphore caps concurrent connections per listener
-//! (the rest wait in the kernel's accept queue), each connection gets a timer
+//! (a connection over the cap is accepted and answered `503` with
+//! `Retry-After` at once, see `refuse`), each connection gets a timer
 //! and a header-read timeout (slow clients are cut off), header size is
 //! bounded, the service is infallible, and shutdown stops accepting and lets
 //! in-flight requests finish within a grace period.
@@ -9,7 +10,9 @@
 //! TLS listeners ([`serve_tls`]) do the handshake in the connection's task,
 //! bounded by the header timeout, with the certificate current at that moment
 //! (SIGHUP reloads it, see [`super::tls`]), then speak HTTP/2 when ALPN chose
-//! `h2` (with bounded streams, header list size and keepalive pings) and
+//! `h2` (with bounded streams, header list size, client and server resets
+//! (rapid reset), send buffers and keepalive pings: the `H2_*` constants,
+//! docs/hardening.md) and
 //! HTTP/1.1 otherwise. Plain listeners speak HTTP/1.1 only: hyper_util's
 //! auto builder has no timeout while sniffing the preface (hyper#3962).
 //!
@@ -28,7 +31,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::response::Body;
@@ -56,6 +60,15 @@ pub const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 pub const H2_KEEPALIVE: Duration = Duration::from_secs(60);
 /// See [`H2_KEEPALIVE`].
 pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most streams a client may reset before the server accepted them; one
+/// more is a GOAWAY `ENHANCE_YOUR_CALM` (rapid reset, CVE-2023-44487).
+pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Most streams the server resets for a client's errors (refused streams
+/// over [`H2_MAX_STREAMS`] included) on one connection; one more is a
+/// GOAWAY `ENHANCE_YOUR_CALM`.
+pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 128;
+/// Most bytes buffered for sending per HTTP/2 stream.
+pub const H2_MAX_SEND_BUF: usize = 400 * 1024;
 /// Most header fields in one request; more is answered 431.
 pub const MAX_HEADERS: usize = 100;
 
@@ -99,11 +112,8 @@ async fn serve_inner<F, Fut>(
 {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stopped(&mut shutdown) => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -115,6 +125,10 @@ async fn serve_inner<F, Fut>(
                 }
             },
             _ = stopped(&mut shutdown) => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(stream, tls.is_some(), &refusals);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();
@@ -150,6 +164,9 @@ async fn serve_inner<F, Fut>(
                 b.timer(TokioTimer::new())
                     .max_concurrent_streams(H2_MAX_STREAMS)
                     .max_header_list_size(H2_MAX_HEADER_LIST)
+                    .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+                    .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+                    .max_send_buf_size(H2_MAX_SEND_BUF)
                     .keep_alive_interval(H2_KEEPALIVE)
                     .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
                 let _ = watcher.watch(b.serve_connection(io, service)).await;
@@ -168,6 +185,44 @@ async fn serve_inner<F, Fut>(
     {
         tracing::warn!("connections still open after the shutdown grace period");
     }
+}
+
+/// Most over-cap connections being answered at once; beyond it they are
+/// closed without an answer.
+pub const MAX_REFUSALS: usize = 64;
+/// Longest time an over-cap connection is kept to deliver its 503.
+pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// The answer to a connection over `max_connections`.
+pub const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 26\r\n\r\n503 - service unavailable\n";
+
+/// Answers a connection over the cap: on a plain listener `503` with
+/// `Retry-After` and a close (the client's bytes are drained so the close is
+/// a FIN, not a reset that could discard the answer), in a task that lives
+/// at most [`REFUSAL_LINGER`], at most [`MAX_REFUSALS`] at a time; TLS
+/// connections (an answer would need a handshake) and connections beyond
+/// that are closed at once.
+fn refuse(stream: TcpStream, tls: bool, refusals: &Arc<Semaphore>) {
+    let permit = match refusals.clone().try_acquire_owned() {
+        Ok(p) if !tls => p,
+        _ => {
+            crate::telemetry::connection_refused("closed");
+            drop(stream);
+            return;
+        }
+    };
+    crate::telemetry::connection_refused("503");
+    tokio::spawn(async move {
+        let answer = async {
+            let mut s = stream;
+            s.write_all(BUSY_RESPONSE).await?;
+            s.shutdown().await?;
+            let mut buf = [0u8; 4096];
+            while s.read(&mut buf).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, answer).await;
+        drop(permit);
+    });
 }
 
 /// HTTP/1.1 with a timer, the header-read timeout and a bounded head.

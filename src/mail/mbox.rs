@@ -10,7 +10,8 @@
 //! one is skipped and reported.
 //!
 //! Writing (export): `From MAILER-DAEMON <asctime>`, then `Status`, `X-Status`
-//! and `X-Keywords` fields before the message's own header, the message with
+//! and `X-Keywords` fields before the message's first field (after any
+//! continuation lines the header starts with), the message with
 //! every `^>*From ` line quoted by one more `>`, and one LF as separator, so
 //! reading an export gives back the stored bytes.
 //!
@@ -294,7 +295,31 @@ pub fn extract_status(raw: &[u8]) -> Parsed {
     }
 }
 
+/// Writes lines of a message, quoting every `^>*From ` line with one more `>`.
+fn write_quoted<W: Write + ?Sized>(w: &mut W, text: &[u8]) -> io::Result<()> {
+    let mut pos = 0;
+    while pos < text.len() {
+        let end = text[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |i| pos + i + 1);
+        let line = &text[pos..end];
+        let gts = line.iter().take_while(|&&b| b == b'>').count();
+        if line[gts..].starts_with(b"From ") {
+            w.write_all(b">")?;
+        }
+        w.write_all(line)?;
+        pos = end;
+    }
+    Ok(())
+}
+
 /// Writes one message in mboxrd form.
+///
+/// The `Status`/`X-Status`/`X-Keywords` fields go before the message's
+/// first field. Continuation lines (space or tab) at the very start of a
+/// header belong to no field: they are written before the fields, since
+/// after them they would read back as a continuation of `X-Keywords`.
 pub fn write_message<W: Write + ?Sized>(
     w: &mut W,
     raw: &[u8],
@@ -308,6 +333,21 @@ pub fn write_message<W: Write + ?Sized>(
         Some(i) if i > 0 && raw[i - 1] == b'\r' => b"\r\n",
         _ => b"\n",
     };
+    let mut lead = 0;
+    while matches!(raw.get(lead), Some(b' ' | b'\t')) {
+        lead = raw[lead..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| lead + i + 1);
+    }
+    let (orphans, rest) = raw.split_at(lead);
+    write_quoted(w, orphans)?;
+    // An orphan line without its newline ends the message: the newline an
+    // mbox message always ends with goes before the fields instead.
+    let ended = !orphans.is_empty() && !orphans.ends_with(b"\n");
+    if ended {
+        w.write_all(b"\n")?;
+    }
     if flags.has(Flags::SEEN) {
         w.write_all(b"Status: R")?;
         w.write_all(eol)?;
@@ -333,21 +373,8 @@ pub fn write_message<W: Write + ?Sized>(
         w.write_all(keywords.join(" ").as_bytes())?;
         w.write_all(eol)?;
     }
-    let mut pos = 0;
-    while pos < raw.len() {
-        let end = raw[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |i| pos + i + 1);
-        let line = &raw[pos..end];
-        let gts = line.iter().take_while(|&&b| b == b'>').count();
-        if line[gts..].starts_with(b"From ") {
-            w.write_all(b">")?;
-        }
-        w.write_all(line)?;
-        pos = end;
-    }
-    if !raw.ends_with(b"\n") {
+    write_quoted(w, rest)?;
+    if !ended && !raw.ends_with(b"\n") {
         w.write_all(b"\n")?;
     }
     w.write_all(b"\n")
@@ -421,6 +448,14 @@ mod tests {
                 vec![],
             ),
             (b"From: first line\nSubject: c\n\nbody\n", 0, vec![]),
+            // A header starting with continuation lines keeps them, with
+            // flags and keywords written after them.
+            (
+                b" folded\r\n\tagain\r\nSubject: d\r\n\r\nbody\r\n",
+                Flags::SEEN | Flags::FLAGGED,
+                vec!["k".into()],
+            ),
+            (b"\tonly\n\nbody\n", Flags::ANSWERED, vec![]),
         ];
         let mut out = Vec::new();
         for (raw, f, k) in &cases {
@@ -435,5 +470,16 @@ mod tests {
             assert_eq!(&p.keywords, k);
             assert_eq!(p.received, Some(1_700_000_000));
         }
+    }
+
+    #[test]
+    fn a_lone_continuation_line_without_newline_gains_only_the_newline() {
+        let mut out = Vec::new();
+        write_message(&mut out, b" x", Flags(Flags::SEEN), &["k".into()], 0).expect("write");
+        let items = read_all(&out, 1 << 20);
+        let p = msg(&items[0]);
+        assert_eq!(p.raw, b" x\n");
+        assert_eq!(p.flags.0, Flags::SEEN);
+        assert_eq!(p.keywords, ["k"]);
     }
 }

@@ -118,13 +118,20 @@ pub fn normalize_mailbox_name(name: &str) -> Result<String, MailboxNameError> {
 }
 
 /// Whether `k` can be a keyword: 1 to [`MAX_KEYWORD`] bytes of IMAP atom
-/// characters, not starting with `\` (system flags are [`Flags`]).
+/// characters other than `,`, not starting with `\` (system flags are
+/// [`Flags`]). A comma is an atom character, but mbox `X-Keywords` fields
+/// separate keywords with commas (as mox and Dovecot write them), so a
+/// keyword holding one could not survive an mbox export: it is refused
+/// wherever keywords come in, like any other invalid keyword.
 pub fn valid_keyword(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= MAX_KEYWORD
         && k.bytes().all(|b| {
             b.is_ascii_graphic()
-                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+                && !matches!(
+                    b,
+                    b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']' | b','
+                )
         })
 }
 
@@ -326,6 +333,9 @@ mod tests {
         assert!(!valid_keyword("\\Seen"));
         assert!(!valid_keyword("a b"));
         assert!(!valid_keyword(""));
+        // mbox X-Keywords separates with commas: a comma cannot round-trip.
+        assert!(!valid_keyword("a,b"));
+        assert!(!valid_keyword(","));
         let mut l = Vec::new();
         add_keyword(&mut l, "x");
         add_keyword(&mut l, "x");

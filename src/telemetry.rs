@@ -71,6 +71,64 @@ pub fn sessions_set(kind: crate::protocol::Kind, n: usize) {
     metrics::gauge!(SESSIONS, "kind" => kind.name()).set(n as f64);
 }
 
+/// Handles of the labelled metrics every request records, kept per thread
+/// and label set: the registry hashes the whole key (name and labels) on each
+/// look-up, a cost paid once here. Labels are `&'static str`s from fixed
+/// tables, so a label set is known by the addresses of its strings. Until the
+/// process-wide recorder is installed nothing is kept (a handle made before
+/// it would record nowhere, forever).
+mod hot {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use metrics::{Counter, Histogram};
+
+    /// Set once the Prometheus recorder is the global one.
+    pub static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+    /// Which metric, and the (address, length) of up to three labels.
+    type Key = (&'static str, [(usize, usize); 3]);
+
+    type Map<T> = HashMap<Key, T, foldhash::fast::RandomState>;
+
+    thread_local! {
+        static COUNTERS: RefCell<Map<Counter>> = RefCell::new(Map::default());
+        static HISTOGRAMS: RefCell<Map<Histogram>> = RefCell::new(Map::default());
+    }
+
+    fn key(name: &'static str, labels: [&'static str; 3]) -> Key {
+        (name, labels.map(|l| (l.as_ptr() as usize, l.len())))
+    }
+
+    /// Adds `n` to the counter `name` with these labels (`""` for unused
+    /// slots), made by `make` on first use in this thread.
+    pub fn count(
+        name: &'static str,
+        labels: [&'static str; 3],
+        n: u64,
+        make: impl FnOnce() -> Counter,
+    ) {
+        if !INSTALLED.load(Ordering::Relaxed) {
+            return make().increment(n);
+        }
+        COUNTERS.with_borrow_mut(|m| m.entry(key(name, labels)).or_insert_with(make).increment(n));
+    }
+
+    /// Records `v` in the histogram `name` with these labels.
+    pub fn record(
+        name: &'static str,
+        labels: [&'static str; 3],
+        v: f64,
+        make: impl FnOnce() -> Histogram,
+    ) {
+        if !INSTALLED.load(Ordering::Relaxed) {
+            return make().record(v);
+        }
+        HISTOGRAMS.with_borrow_mut(|m| m.entry(key(name, labels)).or_insert_with(make).record(v));
+    }
+}
+
 /// Records one API call. `function` must be a known function name (the
 /// caller maps anything else to `other`) and `code` a sherpa code.
 pub fn api_call(
@@ -79,19 +137,44 @@ pub fn api_call(
     error: Option<&'static str>,
     elapsed: std::time::Duration,
 ) {
-    metrics::counter!(API_CALLS, "kind" => kind.name(), "function" => function).increment(1);
+    let k = kind.name();
+    hot::count(
+        API_CALLS,
+        [k, function, ""],
+        1,
+        || metrics::counter!(API_CALLS, "kind" => k, "function" => function),
+    );
     if let Some(code) = error {
-        metrics::counter!(API_ERRORS, "kind" => kind.name(), "function" => function, "code" => code)
-            .increment(1);
+        hot::count(
+            API_ERRORS,
+            [k, function, code],
+            1,
+            || metrics::counter!(API_ERRORS, "kind" => k, "function" => function, "code" => code),
+        );
     }
-    metrics::histogram!(API_DURATION, "kind" => kind.name(), "function" => function)
-        .record(elapsed.as_secs_f64());
+    hot::record(
+        API_DURATION,
+        [k, function, ""],
+        elapsed.as_secs_f64(),
+        || metrics::histogram!(API_DURATION, "kind" => k, "function" => function),
+    );
 }
 
 /// Records one HTTP request on an interface listener.
 pub fn http_request(kind: &'static str, status: u16, elapsed: std::time::Duration) {
-    metrics::counter!(HTTP_REQUESTS, "kind" => kind, "status" => status_label(status)).increment(1);
-    metrics::histogram!(HTTP_DURATION, "kind" => kind).record(elapsed.as_secs_f64());
+    let status = status_label(status);
+    hot::count(
+        HTTP_REQUESTS,
+        [kind, status, ""],
+        1,
+        || metrics::counter!(HTTP_REQUESTS, "kind" => kind, "status" => status),
+    );
+    hot::record(
+        HTTP_DURATION,
+        [kind, "", ""],
+        elapsed.as_secs_f64(),
+        || metrics::histogram!(HTTP_DURATION, "kind" => kind),
+    );
 }
 
 /// The `status` label: the code for those postern answers with, else its
@@ -134,8 +217,13 @@ pub fn ratelimit_entries(n: usize) {
 
 /// Counts one authentication attempt.
 pub fn auth(kind: crate::protocol::Kind, variant: &'static str, result: &'static str) {
-    metrics::counter!(AUTH_TOTAL, "kind" => kind.name(), "variant" => variant, "result" => result)
-        .increment(1);
+    let k = kind.name();
+    hot::count(
+        AUTH_TOTAL,
+        [k, variant, result],
+        1,
+        || metrics::counter!(AUTH_TOTAL, "kind" => k, "variant" => variant, "result" => result),
+    );
 }
 
 /// Counts one rate-limited attempt.
@@ -163,7 +251,9 @@ pub fn recorder() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first (a host program
             // embedding postern); then our handle renders nothing, which is safe.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                hot::INSTALLED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             handle
         })
         .clone()

@@ -390,11 +390,20 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
-        return Err(ApiError::user(format!(
-            "timeout reading request body, limit is {} s",
-            timeout.as_secs()
-        )));
+    // A small body has usually arrived with the head: then no timer is set.
+    let collect = Limited::new(body, limit).collect();
+    tokio::pin!(collect);
+    let read = match futures_util::FutureExt::now_or_never(&mut collect) {
+        Some(read) => read,
+        None => match tokio::time::timeout(timeout, collect).await {
+            Ok(read) => read,
+            Err(_) => {
+                return Err(ApiError::user(format!(
+                    "timeout reading request body, limit is {} s",
+                    timeout.as_secs()
+                )));
+            }
+        },
     };
     match read {
         Ok(c) => Ok(c.to_bytes()),

@@ -26,6 +26,8 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 fn base(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
+    // Room for every header an answer gets, so the map is allocated once.
+    *r.headers_mut() = hyper::HeaderMap::with_capacity(16);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     security_headers(h);

@@ -32,10 +32,11 @@ pub struct Live {
 
 type Slot = Arc<OnceCell<Live>>;
 
-/// Account name → its session actor.
+/// Account name → its session actor. Keys are names of existing accounts
+/// only, so a fast seeded hash serves (clients choose look-ups, not keys).
 #[derive(Default)]
 pub struct Directory {
-    map: DashMap<Arc<str>, Slot>,
+    map: DashMap<Arc<str>, Slot, foldhash::fast::RandomState>,
 }
 
 impl std::fmt::Debug for Directory {

@@ -176,11 +176,15 @@ pub struct Listed {
     pub current: bool,
 }
 
+/// Sessions by token hash. The keys are hashes of tokens postern made, so a
+/// fast seeded hash serves.
+type Sessions = HashMap<TokenHash, Session, foldhash::fast::RandomState>;
+
 /// An immutable picture of one account's sessions: what the request path
 /// reads. Made by [`AccountSessions`] on every change.
 #[derive(Debug, Clone)]
 pub struct View {
-    sessions: HashMap<TokenHash, Session>,
+    sessions: Sessions,
     /// Why sign-in is disabled for the account, if it is.
     login_disabled: Option<String>,
     policy: Policy,
@@ -286,7 +290,7 @@ impl AccountSessions {
         policy: Policy,
     ) -> Self {
         let mut strings = HashSet::new();
-        let mut sessions = HashMap::with_capacity(stored.len());
+        let mut sessions = Sessions::with_capacity_and_hasher(stored.len(), Default::default());
         for (h, r) in stored {
             let Some(kind) = Kind::from_code(r.kind) else {
                 continue;
@@ -350,7 +354,7 @@ impl AccountSessions {
     }
 
     /// The sessions, for a change (copied if readers hold the current view).
-    fn sessions_mut(&mut self) -> &mut HashMap<TokenHash, Session> {
+    fn sessions_mut(&mut self) -> &mut Sessions {
         &mut Arc::make_mut(&mut self.view).sessions
     }
 

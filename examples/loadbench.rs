@@ -10,11 +10,18 @@
 //!    check p99 while sign-ins run,
 //! 4. a forged-cookie flood: good-session p99, server memory and threads,
 //! 5. sessions at scale: N accounts × 100 sessions written to the database,
-//!    resident memory per held session, cold first-use latency, restart time.
+//!    resident memory per held session, cold first-use latency, restart time,
+//! 6. mail import and export over HTTP ([`mail`]): throughput, peak RSS during
+//!    a 1 GiB import, other accounts' sign-in and session-check latency
+//!    during large imports.
 //!
-//! Options: `--quick` (shorter runs, 1,000 accounts at scale),
+//! Options: `--quick` (shorter runs, 1,000 accounts at scale, a 100 MiB
+//! import instead of 1 GiB), `--only mail` (section 6 alone),
 //! `--out FILE` (JSON; default bench-results/<unix time>.json),
 //! `--server-cpu N` (pin the server with taskset).
+
+#[path = "loadbench/mail.rs"]
+mod mail;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +47,7 @@ type MakeReq = Arc<dyn Fn(usize, u64) -> Req + Send + Sync>;
 
 struct Opts {
     quick: bool,
+    only_mail: bool,
     out: PathBuf,
     server_cpu: Option<usize>,
 }
@@ -47,6 +55,7 @@ struct Opts {
 fn parse_args() -> Opts {
     let mut o = Opts {
         quick: false,
+        only_mail: false,
         out: PathBuf::from(format!(
             "bench-results/{}.json",
             std::time::SystemTime::now()
@@ -59,6 +68,10 @@ fn parse_args() -> Opts {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--only" => match args.next().as_deref() {
+                Some("mail") => o.only_mail = true,
+                other => panic!("--only takes a section name (mail), not {other:?}"),
+            },
             "--out" => o.out = PathBuf::from(args.next().expect("--out FILE")),
             "--server-cpu" => o.server_cpu = args.next().and_then(|v| v.parse().ok()),
             other => panic!("unknown argument {other}"),
@@ -389,6 +402,11 @@ async fn main() {
     report.insert("server_cpu".into(), json!(o.server_cpu));
     let cost = HashCost::default();
     report.insert("argon2id".into(), json!({"memory_kib": cost.memory_kib, "iterations": cost.iterations, "parallelism": cost.parallelism}));
+    if o.only_mail {
+        mail::run(o.quick, &bin, o.server_cpu, &mut report).await;
+        write_report(&o.out, report);
+        return;
+    }
 
     // ---- data dir with 1 demo account (default hash cost) and 1,000 others
     let dir = tempfile::tempdir().expect("tempdir");
@@ -709,13 +727,19 @@ async fn main() {
                "stop_ms": stop_time.as_millis(), "restart_ms": restart.as_millis()}),
     );
 
-    if let Some(p) = o.out.parent() {
+    // 6. mail import and export
+    mail::run(o.quick, &bin, o.server_cpu, &mut report).await;
+    write_report(&o.out, report);
+}
+
+fn write_report(out: &Path, report: serde_json::Map<String, Value>) {
+    if let Some(p) = out.parent() {
         let _ = std::fs::create_dir_all(p);
     }
     std::fs::write(
-        &o.out,
+        out,
         serde_json::to_vec_pretty(&Value::Object(report)).expect("json"),
     )
     .expect("write json");
-    println!("figures written to {}", o.out.display());
+    println!("figures written to {}", out.display());
 }

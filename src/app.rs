@@ -143,6 +143,7 @@ impl AppHandle {
         };
         let mail = ImportHandle::start_actor(
             auth.stores.mail.clone(),
+            auth.stores.accounts.clone(),
             config.mail,
             opts.clock.clone(),
             config.data_dir.join("tmp"),

@@ -43,9 +43,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::api::admin::{Caller, run};
+use crate::api::admin::{Caller, run_with};
 use crate::app::Services;
-use crate::auth::Auth;
 use crate::protocol::sherpa::{self, ApiError, Code, Params};
 
 /// File name of the socket in the data directory.
@@ -162,7 +161,7 @@ async fn connection(
             // Import and Export stream their answer; the connection ends after.
             return crate::import::remote::serve(&services, req, &mut w).await;
         } else {
-            answer(&services.auth, &line).await
+            answer(&services, &line).await
         };
         w.write_all(&answer).await?;
         w.write_all(b"\n").await?;
@@ -172,15 +171,16 @@ async fn connection(
     }
 }
 
-async fn answer(auth: &Auth, line: &[u8]) -> Vec<u8> {
+async fn answer(services: &Services, line: &[u8]) -> Vec<u8> {
     let req: ControlRequest = match serde_json::from_slice(line) {
         Ok(r) => r,
         Err(e) => {
             return ApiError::new(Code::BadRequest, format!("bad request line: {e}")).to_json();
         }
     };
-    match run(
-        auth,
+    match run_with(
+        &services.auth,
+        Some(&services.mail),
         Caller::Control,
         &req.function,
         Params::from_values(req.params),

@@ -1179,3 +1179,72 @@ async fn mbox_round_trip_keeps_leading_continuation_lines_and_refuses_comma_keyw
         "mbox round trip differs:\n{copy:?}\n{original:?}"
     );
 }
+
+#[tokio::test]
+async fn removing_an_account_aborts_its_running_import_and_nothing_is_published() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("big.tgz");
+    let out = Command::new("python3")
+        .arg(mailfix())
+        .arg("big")
+        .arg(&path)
+        .arg("40000")
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut app = TestApp::start_with(&[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD), COPY], 20).await;
+    let mut admin = app.browser();
+    admin.login_admin().await;
+    let mut b = signed_in(&app).await;
+    let token = start_import(&mut b, &std::fs::read(&path).expect("read"), None).await;
+    let listener = tokio::spawn(progress_at(app.addr, token.clone()));
+    let r = admin
+        .api("/admin/", "AccountRemove", serde_json::json!([DEMO]))
+        .await;
+    assert!(r.json().get("error").is_none(), "remove: {}", r.text());
+    let evs = listener.await.expect("listener");
+    assert_eq!(end(&evs), "aborted", "{evs:?}");
+    // The import has ended by the time the removal answered: a late
+    // listener gets the same end at once.
+    assert_eq!(end(&progress(&app, &token).await), "aborted");
+    let r = b
+        .api("/account/", "ImportAbort", serde_json::json!([token]))
+        .await;
+    assert!(r.json().get("error").is_some(), "{}", r.text());
+    // The server is healthy: the admin API answers, and another account
+    // imports to the end.
+    let r = admin
+        .api("/admin/", "Accounts", serde_json::json!([]))
+        .await;
+    assert!(!r.text().contains(&format!("\"{DEMO}\"")), "{}", r.text());
+    let mut c = app.browser();
+    let r = c.login("/account/", Some(COPY.1), COPY.2).await;
+    assert!(r.json().get("result").is_some(), "{}", r.text());
+    let fx = fixtures();
+    let token = start_import(&mut c, &read(fx.path(), "fixture.tgz"), None).await;
+    assert_eq!(end(&progress(&app, &token).await), "done");
+    let stores = stop_and_open(&mut app).await;
+    assert!(
+        store::messages(&stores.mail, DEMO)
+            .expect("messages")
+            .is_empty(),
+        "nothing published for the removed account"
+    );
+    assert!(
+        store::mailboxes(&stores.mail, DEMO)
+            .expect("mailboxes")
+            .is_empty()
+    );
+    assert_eq!(store::data_count(&stores.mail, DEMO).expect("data"), 0);
+    assert_eq!(store::staged_count(&stores.mail).expect("staged"), 0);
+    assert_eq!(
+        store::messages(&stores.mail, COPY.0)
+            .expect("messages")
+            .len(),
+        261
+    );
+}

@@ -21,6 +21,7 @@ use super::{Call, Reply, bad_function};
 use crate::auth::Auth;
 use crate::clock::{Clock as _, SystemClock};
 use crate::credentials;
+use crate::import::ImportHandle;
 use crate::protocol::sherpa::{ApiError, Params};
 use crate::store::accounts::{self, AccountEdit, CreateError, NameError};
 use crate::store::codec::{AccountRecord, Destination};
@@ -64,7 +65,14 @@ struct RateLimitView {
 }
 
 pub(super) async fn call(c: &Call<'_>, function: &str, params: Params) -> Result<Reply, ApiError> {
-    let v = run(&c.services.auth, Caller::Web, function, params).await?;
+    let v = run_with(
+        &c.services.auth,
+        Some(&c.services.mail),
+        Caller::Web,
+        function,
+        params,
+    )
+    .await?;
     Reply::result(&v)
 }
 
@@ -92,9 +100,23 @@ async fn record(auth: &Auth, name: &str) -> Result<AccountRecord, ApiError> {
         .ok_or_else(|| ApiError::user("unknown account"))
 }
 
-/// Runs an admin function; the result as JSON.
+/// Runs an admin function; the result as JSON. Without a running server's
+/// importer (the command line on a stopped server, where no import runs).
 pub async fn run(
     auth: &Auth,
+    caller: Caller,
+    function: &str,
+    params: Params,
+) -> Result<Value, ApiError> {
+    run_with(auth, None, caller, function, params).await
+}
+
+/// As [`run`], in a running server: removing an account also stops the
+/// account's running import and waits for it to end
+/// ([`ImportHandle::abort_account`]) before its mail is removed.
+pub async fn run_with(
+    auth: &Auth,
+    mail: Option<&ImportHandle>,
     caller: Caller,
     function: &str,
     params: Params,
@@ -155,6 +177,12 @@ pub async fn run(
                 .map_err(session_error)?
             {
                 return Err(ApiError::user("unknown account"));
+            }
+            if let Some(mail) = mail {
+                // On failure (timeout) the import cannot publish anyway.
+                if let Err(e) = mail.abort_account(&name).await {
+                    tracing::warn!(error = %e, "stopping a removed account's import");
+                }
             }
             let (stores, n) = (auth.stores.clone(), name.clone());
             store::blocking(move || hooks::on_account_removed(&stores, &n))

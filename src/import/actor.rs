@@ -6,6 +6,7 @@
 //! | `Start` | HTTP/CLI via [`super::ImportHandle`] | refuses a second import of an account; makes a token; spawns the pipeline on a blocking thread |
 //! | `Subscribe` | SSE listener | the replay so far and a receiver for what follows |
 //! | `Abort` | `ImportAbort` | asks a running import to stop; unknown, finished or publishing → an error reply, the actor goes on |
+//! | `AbortAccount` | account removal | asks the account's running import to stop; replies when it has ended (at once if none runs) |
 //! | `Progress` | the pipeline | applies an event, broadcasts it |
 //! | `Finished` | the pipeline | applies `done`/`aborted`, frees the account, forgets the import a minute later |
 //! | `Forget` | timer | drops the import's state |
@@ -71,6 +72,9 @@ pub enum ImporterMsg {
     ),
     /// Aborts an account's running import.
     Abort(String, TokenHash, RpcReplyPort<Result<(), ImportError>>),
+    /// The account is being removed: stop its running import, if any, and
+    /// reply once it has ended (`true`) or at once if none runs (`false`).
+    AbortAccount(String, RpcReplyPort<bool>),
     /// A progress event from the pipeline.
     Progress(TokenHash, Event),
     /// The pipeline ended.
@@ -87,6 +91,8 @@ pub enum ImporterMsg {
 pub struct ImporterArgs {
     /// `mail.redb`.
     pub db: Arc<Database>,
+    /// `accounts.redb` (the publish checks the account still exists).
+    pub accounts: Arc<Database>,
     /// Import bounds.
     pub limits: MailLimits,
     /// Wall clock (received time of messages without one).
@@ -100,6 +106,8 @@ struct Import {
     progress: Progress,
     tx: broadcast::Sender<Event>,
     control: Arc<AtomicU8>,
+    /// Account removals waiting for this import to end.
+    waiters: Vec<RpcReplyPort<bool>>,
 }
 
 /// The importer's state.
@@ -160,12 +168,14 @@ impl ImporterActor {
                 progress: Progress::default(),
                 tx,
                 control: control.clone(),
+                waiters: Vec::new(),
             },
         );
         st.running.insert(req.account.clone(), hash.0);
         metrics::counter!(telemetry::IMPORTS_STARTED).increment(1);
         let job = Job {
             db: st.args.db.clone(),
+            accounts: st.args.accounts.clone(),
             account: req.account,
             key: staging_key(&hash),
             file: req.file,
@@ -248,6 +258,24 @@ impl Actor for ImporterActor {
             ImporterMsg::Abort(account, hash, reply) => {
                 let _ = reply.send(Self::abort(st, &account, &hash));
             }
+            ImporterMsg::AbortAccount(account, reply) => {
+                match st.running.get(&account).and_then(|h| st.imports.get_mut(h)) {
+                    Some(i) => {
+                        // Running: stop it. Publishing: it cannot be stopped,
+                        // but its publish refuses an account that is gone.
+                        let _ = i.control.compare_exchange(
+                            RUNNING,
+                            ABORTING,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        i.waiters.push(reply);
+                    }
+                    None => {
+                        let _ = reply.send(false);
+                    }
+                }
+            }
             ImporterMsg::Progress(hash, e) => {
                 if let Some(i) = st.imports.get_mut(&hash.0) {
                     if let Some(e) = i.progress.apply(e) {
@@ -275,6 +303,9 @@ impl Actor for ImporterActor {
                     }
                     if st.running.get(&i.account) == Some(&hash.0) {
                         st.running.remove(&i.account);
+                    }
+                    for w in i.waiters.drain(..) {
+                        let _ = w.send(true);
                     }
                     myself.send_after(st.args.keep, move || ImporterMsg::Forget(hash));
                 }

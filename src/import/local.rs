@@ -96,6 +96,7 @@ pub fn import_file(
     let token = Token::generate().map_err(|_| LocalError::Aborted)?;
     let job = Job {
         db: stores.mail.clone(),
+        accounts: stores.accounts.clone(),
         account: account.to_string(),
         key: super::actor::staging_key(&token.hash()),
         file,

@@ -121,9 +121,10 @@ async fn call<T: Send + 'static>(
 }
 
 impl ImportHandle {
-    /// Spawns the importer.
+    /// Spawns the importer. `db` is `mail.redb`, `accounts` `accounts.redb`.
     pub async fn start_actor(
         db: Arc<Database>,
+        accounts: Arc<Database>,
         limits: MailLimits,
         clock: Arc<dyn Clock>,
         tmp_dir: PathBuf,
@@ -133,6 +134,7 @@ impl ImportHandle {
             ImporterActor,
             ImporterArgs {
                 db: db.clone(),
+                accounts,
                 limits,
                 clock: clock.clone(),
                 keep: KEEP_ENDED,
@@ -183,6 +185,28 @@ impl ImportHandle {
         let hash = Token::parse(token).ok_or(ImportError::Unknown)?.hash();
         let account = account.to_string();
         call(&self.actor, |r| ImporterMsg::Abort(account, hash, r)).await
+    }
+
+    /// For account removal (after the account is gone from
+    /// `accounts.redb`): stops the account's running import, if any, and
+    /// waits up to [`CALL_TIMEOUT`] for it to end and discard what it staged,
+    /// so the mail removal that follows finds nothing more arriving. Whether
+    /// an import was running. Even if the wait times out, that import cannot
+    /// publish: [`crate::store::mail::publish`] refuses an account that is gone.
+    pub async fn abort_account(&self, account: &str) -> Result<bool, ImportError> {
+        let account = account.to_string();
+        match self
+            .actor
+            .call(
+                |r| ImporterMsg::AbortAccount(account, r),
+                Some(CALL_TIMEOUT),
+            )
+            .await
+        {
+            Ok(CallResult::Success(r)) => Ok(r),
+            Ok(CallResult::Timeout) => Err(ImportError::Timeout),
+            Ok(CallResult::SenderError) | Err(_) => Err(ImportError::Internal),
+        }
     }
 
     /// Ends progress streams, asks running imports to stop (they discard

@@ -28,7 +28,7 @@ use crate::clock::UnixMillis;
 use crate::mail::mbox::{self, Item, MboxError, Parsed};
 use crate::mail::{MailLimits, maildir, normalize_mailbox_name};
 use crate::store::codec::{MessageRecord, StagedRecord};
-use crate::store::mail::{self as store, Staged};
+use crate::store::mail::{self as store, Published, Staged};
 
 /// Where progress goes, and who decides whether the import goes on.
 pub trait Sink {
@@ -54,6 +54,8 @@ pub enum Outcome {
 pub struct Job {
     /// `mail.redb`.
     pub db: Arc<Database>,
+    /// `accounts.redb`: the publish checks the account still exists.
+    pub accounts: Arc<Database>,
     /// The account importing.
     pub account: String,
     /// Staging key (derived from the import token's hash).
@@ -104,6 +106,16 @@ pub fn run(job: Job, sink: &dyn Sink) -> Outcome {
         since_count: 0,
         keywords: HashMap::new(),
     };
+    // The account as it is now; the publish refuses if it is gone by then
+    // (removed, or removed and created anew).
+    let created = match crate::store::accounts::get(&job.accounts, &job.account) {
+        Ok(Some(a)) => a.created,
+        Ok(None) => return r.fail("the account does not exist (any more), nothing imported"),
+        Err(e) => {
+            tracing::error!(error = %e, "reading account for import");
+            return r.fail("storing messages failed");
+        }
+    };
     sink.event(Event::Step {
         title: "importing messages".into(),
     });
@@ -143,8 +155,19 @@ pub fn run(job: Job, sink: &dyn Sink) -> Outcome {
     sink.event(Event::Step {
         title: "publishing".into(),
     });
-    match store::publish(&job.db, job.key, &job.account, &r.keywords, job.now) {
-        Ok(_) => Outcome::Done,
+    match store::publish(
+        &job.db,
+        &job.accounts,
+        job.key,
+        &job.account,
+        created,
+        &r.keywords,
+        job.now,
+    ) {
+        Ok(Published::Messages(_)) => Outcome::Done,
+        Ok(Published::AccountGone) => {
+            r.fail("the account was removed during the import, nothing imported")
+        }
         Err(e) => {
             tracing::error!(error = %e, "publishing import");
             r.fail("storing messages failed")
@@ -197,6 +220,12 @@ impl Run<'_> {
         if self.sink.cancelled() {
             return Err(Stop::Pipeline("import aborted".into()));
         }
+        // Offer the core to whatever else is runnable, once per message: on
+        // a server with one core, a request of another account that arrives
+        // while this thread runs then waits for at most one message's work,
+        // not for a scheduler slice (docs/performance.md, "Import and
+        // export"). Costs about a microsecond when nothing else is runnable.
+        std::thread::yield_now();
         if self.current.as_deref() != Some(mailbox) {
             if let Some(prev) = self.current.take() {
                 self.count_event(&prev);
@@ -436,8 +465,18 @@ mod tests {
     }
 
     fn job(stores: &Stores, file: File) -> Job {
+        crate::setup::create_account(
+            stores,
+            "a",
+            "a@localhost",
+            "password1234",
+            crate::credentials::HashCost::minimal(),
+            0,
+        )
+        .expect("account");
         Job {
             db: stores.mail.clone(),
+            accounts: stores.accounts.clone(),
             account: "a".into(),
             key: [7; 16],
             file,
@@ -489,6 +528,53 @@ mod tests {
             msgs[1].1.received, 1000,
             "no time in the format: import time"
         );
+    }
+
+    /// Removes the account just before the publish, as an admin might.
+    struct RemovingSink<'a>(&'a Stores, TestSink);
+
+    impl Sink for RemovingSink<'_> {
+        fn event(&self, e: Event) {
+            self.1.event(e);
+        }
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn begin_publish(&self) -> bool {
+            crate::store::accounts::remove(&self.0.accounts, "a").expect("remove");
+            true
+        }
+    }
+
+    #[test]
+    fn account_removed_before_the_publish_gets_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let stores = Stores::open(dir.path()).expect("open");
+        let f = zip(&[("A.mbox", b"From x\nSubject: 1\n\n")]);
+        let sink = RemovingSink(&stores, TestSink::default());
+        assert_eq!(run(job(&stores, f), &sink), Outcome::Aborted);
+        assert!(
+            sink.1.events.borrow().contains(&Event::Problem {
+                message: "the account was removed during the import, nothing imported".into()
+            }),
+            "{:?}",
+            sink.1.events.borrow()
+        );
+        assert!(
+            store::messages(&stores.mail, "a")
+                .expect("messages")
+                .is_empty()
+        );
+        assert!(store::mailboxes(&stores.mail, "a").expect("mb").is_empty());
+        assert_eq!(store::data_count(&stores.mail, "a").expect("data"), 0);
+        assert_eq!(store::staged_count(&stores.mail).expect("staged"), 0);
+        // An import for an account that does not exist stops at once.
+        let f = zip(&[("A.mbox", b"From x\nSubject: 1\n\n")]);
+        let mut j = job(&stores, f);
+        j.account = "nobody".into();
+        let sink = TestSink::default();
+        assert_eq!(run(j, &sink), Outcome::Aborted);
+        assert_eq!(store::data_count(&stores.mail, "nobody").expect("data"), 0);
     }
 
     #[test]

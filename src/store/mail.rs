@@ -93,18 +93,41 @@ fn with_parents(name: &str) -> impl Iterator<Item = &str> {
         .chain(std::iter::once(name))
 }
 
+/// What [`publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// This many messages are now visible.
+    Messages(u64),
+    /// The account was removed (or removed and created anew) since the
+    /// import started: nothing was written; the caller discards the import.
+    AccountGone,
+}
+
 /// Publishes an import: its staged messages become visible in their
 /// mailboxes (created with their parents as needed) in one durable
 /// transaction. `keywords` maps a maildir path to its `dovecot-keywords`.
-/// Returns how many messages were published.
+///
+/// `account` must still be the account the import started for: its record
+/// in `accounts` must exist with the creation time `created`. That is
+/// checked while this transaction holds `mail.redb`'s writer, so it cannot
+/// race with account removal, which commits to `accounts.redb` first and
+/// then needs the same writer to remove the account's mail: either the check
+/// sees the account gone and nothing is written, or the removal's mail
+/// deletion runs after this commit and removes what was published.
 pub fn publish(
     db: &Database,
+    accounts: &Database,
     key: [u8; 16],
     account: &str,
+    created: UnixMillis,
     keywords: &HashMap<String, BTreeMap<char, String>>,
     now: UnixMillis,
-) -> Result<u64, StoreError> {
+) -> Result<Published, StoreError> {
     let txn = db.begin_write()?;
+    if super::accounts::get(accounts, account)?.is_none_or(|r| r.created != created) {
+        txn.abort()?;
+        return Ok(Published::AccountGone);
+    }
     let mut n = 0;
     {
         let mut staging = txn.open_table(tables::IMPORT_STAGING)?;
@@ -139,7 +162,7 @@ pub fn publish(
         staging.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
     }
     txn.commit()?;
-    Ok(n)
+    Ok(Published::Messages(n))
 }
 
 /// Removes one import's staged rows (bytes and metadata).
@@ -278,6 +301,38 @@ mod tests {
         }
     }
 
+    fn account(stores: &Stores, name: &str, created: UnixMillis) {
+        crate::setup::create_account(
+            stores,
+            name,
+            &format!("{name}@localhost"),
+            "password1234",
+            crate::credentials::HashCost::minimal(),
+            created,
+        )
+        .expect("account");
+    }
+
+    #[test]
+    fn publish_for_a_removed_account_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores = Stores::open(dir.path()).expect("open");
+        let db = &stores.mail;
+        account(&stores, "a", 5);
+        stage(db, [1; 16], "a", &[staged("a", "Inbox", b"one", "", "")]).expect("stage");
+        assert!(super::super::accounts::remove(&stores.accounts, "a").expect("remove"));
+        let kw = HashMap::new();
+        assert_eq!(
+            publish(db, &stores.accounts, [1; 16], "a", 5, &kw, 9).expect("publish"),
+            Published::AccountGone
+        );
+        assert!(messages(db, "a").expect("list").is_empty());
+        assert!(mailboxes(db, "a").expect("mb").is_empty());
+        assert_eq!(staged_count(db).expect("staged"), 1, "left to discard");
+        assert_eq!(discard(db, [1; 16]).expect("discard"), 1);
+        assert_eq!(data_count(db, "a").expect("count"), 0);
+    }
+
     #[test]
     fn stage_publish_discard_remove() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -301,7 +356,16 @@ mod tests {
         );
         let mut kw = HashMap::new();
         kw.insert("m".to_string(), BTreeMap::from([('a', "work".to_string())]));
-        assert_eq!(publish(db, [1; 16], "a", &kw, 9).expect("publish"), 2);
+        account(&stores, "a", 5);
+        assert_eq!(
+            publish(db, &stores.accounts, [1; 16], "a", 6, &kw, 9).expect("publish"),
+            Published::AccountGone,
+            "an account of the same name created at another time is another account"
+        );
+        assert_eq!(
+            publish(db, &stores.accounts, [1; 16], "a", 5, &kw, 9).expect("publish"),
+            Published::Messages(2)
+        );
         assert_eq!(discard(db, [2; 16]).expect("discard"), 1);
         assert_eq!(mailboxes(db, "a").expect("mb"), vec!["x", "x/y", "z"]);
         let msgs = messages(db, "a").expect("list");

@@ -12,7 +12,7 @@
 //!        ┌──────────────────────┬─────────────────────┼──────────────────┐
 //!        ▼                      ▼                     ▼                  ▼
 //!  sessions: actor per     admin: one actor,    ratelimit: sharded   credentials: argon2id
-//!  account (memory +       memory only,         actors + lock-free   on the blocking pool
+//!  account (memory +       memory only,         actors + lock-free   on the background pool
 //!  accounts.redb)          10 sessions          "has failures" filter
 //! ```
 //!
@@ -25,6 +25,7 @@
 //! | [`admin`] | admin sessions |
 //! | [`ratelimit`] | the failed-auth rate limiter |
 //! | [`credentials`] | password rules and hashing |
+//! | [`background`] | the low-priority blocking pool for hashing and imports |
 //! | [`fuzzing`] | fuzz target bodies: properties of every parser and pure state machine |
 //! | [`store`] | redb files, tables, record codec |
 //! | [`http`] | the hyper layer |
@@ -46,6 +47,7 @@ pub mod api;
 pub mod app;
 pub mod attempts;
 pub mod auth;
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,16 +1,11 @@
 //! Passwords: normalization, rules, and argon2id hashing.
 //!
 //! Owns how a password becomes a PHC string and how one is verified: PRECIS
-//! OpaqueString (RFC 8265) on the way in, argon2id on a blocking pool of its
-//! own behind a semaphore (so hashing never occupies the async workers that
-//! answer session checks, and a burst of logins queues instead of using every
-//! core), and a dummy verification for unknown users so their answer takes as
-//! long as a known user's.
-//!
-//! The hashing pool's threads run at a lower CPU priority ([`HASH_NICE`]):
-//! where hashing and request handling share a core, the scheduler lets a
-//! session check in first, and sign-ins take the time that is left (about a
-//! tenth of a saturated core each, the whole core otherwise).
+//! OpaqueString (RFC 8265) on the way in, argon2id on the low-priority
+//! blocking pool of [`crate::background`] behind a semaphore (so hashing never
+//! occupies the async workers that answer session checks, and a burst of
+//! logins queues instead of using every core), and a dummy verification for
+//! unknown users so their answer takes as long as a known user's.
 //!
 //! Never: logs a password or a hash; runs argon2 on an async worker thread.
 
@@ -107,48 +102,7 @@ pub fn check_new(password: &str) -> Result<String, PasswordError> {
     Ok(p)
 }
 
-/// The nice value of the hashing threads (Linux: per thread): 10 gives a
-/// thread about a tenth of the CPU weight of a request-handling thread.
-pub const HASH_NICE: i32 = 10;
-
-/// The blocking pool argon2id runs on: the blocking threads of a runtime of
-/// their own (never driven; only `spawn_blocking` is used), started at
-/// [`HASH_NICE`]. One per process; the [`Hasher`]'s semaphore bounds use.
-/// `None` if it could not be made.
-fn hash_pool() -> Option<&'static tokio::runtime::Runtime> {
-    static POOL: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .thread_name("postern-hash")
-            .max_blocking_threads(64)
-            .on_thread_start(|| {
-                // Best effort: a failure leaves the thread at the normal
-                // priority. Never raises it (a process started at a higher
-                // nice value keeps it).
-                let now = rustix::process::getpriority_process(None).unwrap_or(0);
-                if now < HASH_NICE {
-                    let _ = rustix::process::setpriority_process(None, HASH_NICE);
-                }
-            })
-            .build()
-            .map_err(|e| tracing::warn!(error = %e, "no hashing pool; hashing on the main blocking pool"))
-            .ok()
-    })
-    .as_ref()
-}
-
-/// Runs `f` on the hashing pool (on tokio's blocking pool if that pool could
-/// not be made).
-async fn on_hash_pool<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
-    match hash_pool() {
-        Some(rt) => rt.spawn_blocking(f).await,
-        None => tokio::task::spawn_blocking(f).await,
-    }
-}
-
-/// Hashes and verifies passwords on the hashing pool, a bounded number at once.
+/// Hashes and verifies passwords on the background pool, a bounded number at once.
 #[derive(Clone)]
 pub struct Hasher {
     cost: HashCost,
@@ -188,7 +142,7 @@ impl Hasher {
             .await
             .map_err(|_| PasswordError::Hashing)?;
         let cost = self.cost;
-        on_hash_pool(move || hash_sync(cost, &password))
+        crate::background::spawn(move || hash_sync(cost, &password))
             .await
             .map_err(|_| PasswordError::Hashing)?
     }
@@ -216,7 +170,7 @@ impl Hasher {
         } else {
             (*self.dummy).clone()
         };
-        let ok = on_hash_pool(move || {
+        let ok = crate::background::spawn(move || {
             PasswordHash::new(&phc)
                 .map(|h| {
                     Argon2::default()
@@ -279,24 +233,5 @@ mod tests {
                 .await
         );
         assert!(!h.verify("anything", Some(String::new())).await);
-    }
-
-    #[tokio::test]
-    async fn hashing_threads_run_at_the_lower_priority() {
-        let here = rustix::process::getpriority_process(None).expect("getpriority");
-        let there = on_hash_pool(|| {
-            (
-                rustix::process::getpriority_process(None).expect("getpriority"),
-                std::thread::current().name().map(str::to_string),
-            )
-        })
-        .await
-        .expect("join");
-        assert_eq!(there, (HASH_NICE.max(here), Some("postern-hash".into())));
-        assert_eq!(
-            rustix::process::getpriority_process(None).expect("getpriority"),
-            here,
-            "the caller's own priority is untouched"
-        );
     }
 }

@@ -189,7 +189,9 @@ impl ImporterActor {
             hash,
             control,
         };
-        tokio::task::spawn_blocking(move || {
+        // On the background pool: parsing and staging run at a lower CPU
+        // priority than request handling.
+        crate::background::spawn(move || {
             let outcome =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run::run(job, &sink)))
                     .unwrap_or_else(|_| {

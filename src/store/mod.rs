@@ -30,6 +30,12 @@ pub use error::StoreError;
 /// so a small cache keeps memory flat.
 pub const MAIL_CACHE_BYTES: usize = 32 << 20;
 
+/// Page cache of `accounts.redb`. Sessions are read once per account (then
+/// held by its actor) and written in batches, so the cache serves account
+/// look-ups at sign-in; redb's default (1 GiB) would instead keep every page
+/// ever read, growing memory with every account loaded.
+pub const ACCOUNTS_CACHE_BYTES: usize = 32 << 20;
+
 /// The open database files of one postern instance.
 #[derive(Clone, Debug)]
 pub struct Stores {
@@ -44,7 +50,9 @@ impl Stores {
     /// table exists so read transactions never see a missing table.
     pub fn open(dir: &Path) -> Result<Stores, StoreError> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join("accounts.redb"))?;
+        let db = Database::builder()
+            .set_cache_size(ACCOUNTS_CACHE_BYTES)
+            .create(dir.join("accounts.redb"))?;
         let txn = db.begin_write()?;
         txn.open_table(tables::ACCOUNTS)?;
         txn.open_table(tables::ADDRESSES)?;

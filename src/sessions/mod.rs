@@ -504,11 +504,14 @@ impl SessionsHandle {
             t.abort();
         }
         let res = self.flush_all().await;
-        for a in self.0.directory.actors() {
-            let _ = a
-                .stop_and_wait(Some("shutdown".into()), Some(CALL_TIMEOUT))
-                .await;
-        }
+        // All at once: one after the other, 10,000 actors took seconds.
+        let actors = self.0.directory.actors();
+        futures_util::future::join_all(
+            actors
+                .iter()
+                .map(|a| a.stop_and_wait(Some("shutdown".into()), Some(CALL_TIMEOUT))),
+        )
+        .await;
         let _ = self
             .0
             .supervisor

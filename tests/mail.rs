@@ -19,6 +19,22 @@ fn mailfix() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mailfix.py")
 }
 
+/// Writes a tgz of `n` generated messages (`mailfix.py big`) to `path`.
+fn big_archive(path: &Path, n: u32) {
+    let out = Command::new("python3")
+        .arg(mailfix())
+        .arg("big")
+        .arg(path)
+        .arg(n.to_string())
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Makes the fixtures in a new temporary directory.
 fn fixtures() -> tempfile::TempDir {
     let d = tempfile::tempdir().expect("tempdir");
@@ -484,18 +500,7 @@ async fn exports_read_back_by_python_and_round_trip_byte_for_byte() {
 async fn abort_leaves_nothing_and_the_importer_keeps_serving() {
     let big = tempfile::tempdir().expect("tmp");
     let path = big.path().join("big.tgz");
-    let out = Command::new("python3")
-        .arg(mailfix())
-        .arg("big")
-        .arg(&path)
-        .arg("40000")
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    big_archive(&path, 40000);
     let data = std::fs::read(&path).expect("read");
     let mut app = TestApp::start_with(&[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD), COPY], 20).await;
     let mut b = signed_in(&app).await;
@@ -949,18 +954,7 @@ fn killed_import_leaves_nothing_after_restart() {
     use std::io::Read as _;
     let tmp = tempfile::tempdir().expect("tempdir");
     let big = tmp.path().join("big.tgz");
-    let out = Command::new("python3")
-        .arg(mailfix())
-        .arg("big")
-        .arg(&big)
-        .arg("30000")
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    big_archive(&big, 30000);
     common::provision(tmp.path(), &[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD)]);
     let data = tmp.path().join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
@@ -1016,18 +1010,7 @@ fn killed_import_leaves_nothing_after_restart() {
 async fn shutdown_mid_import_discards_it_and_frees_the_database() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("big.tgz");
-    let out = Command::new("python3")
-        .arg(mailfix())
-        .arg("big")
-        .arg(&path)
-        .arg("40000")
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    big_archive(&path, 40000);
     let app = TestApp::start().await;
     let mut b = signed_in(&app).await;
     start_import(&mut b, &std::fs::read(&path).expect("read"), None).await;
@@ -1184,18 +1167,7 @@ async fn mbox_round_trip_keeps_leading_continuation_lines_and_refuses_comma_keyw
 async fn removing_an_account_aborts_its_running_import_and_nothing_is_published() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("big.tgz");
-    let out = Command::new("python3")
-        .arg(mailfix())
-        .arg("big")
-        .arg(&path)
-        .arg("40000")
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    big_archive(&path, 40000);
     let mut app = TestApp::start_with(&[(DEMO, DEMO_ADDRESS, DEMO_PASSWORD), COPY], 20).await;
     let mut admin = app.browser();
     admin.login_admin().await;

@@ -83,14 +83,7 @@ impl AdminSessions {
         let Some(s) = self.sessions.get(token) else {
             return Err(Failure::UnknownSession);
         };
-        if self.expired(s, now) {
-            return Err(Failure::Expired);
-        }
-        match csrf {
-            None => {}
-            Some(Some(c)) if c.ct_eq(&s.csrf) => {}
-            Some(_) => return Err(Failure::CsrfMismatch),
-        }
+        crate::sessions::state::expiry_then_csrf(self.expired(s, now), csrf, &s.csrf)?;
         let idle = self.policy.idle;
         if let Some(s) = self.sessions.get_mut(token) {
             s.expires = now.saturating_add(idle);

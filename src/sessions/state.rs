@@ -219,14 +219,7 @@ impl View {
         let Some(s) = self.sessions.get(token).filter(|s| s.kind == kind) else {
             return Err(Failure::UnknownSession);
         };
-        if self.expired(s, now) {
-            return Err(Failure::Expired);
-        }
-        match csrf {
-            None => {}
-            Some(Some(c)) if c.ct_eq(&s.csrf) => {}
-            Some(_) => return Err(Failure::CsrfMismatch),
-        }
+        expiry_then_csrf(self.expired(s, now), csrf, &s.csrf)?;
         if let Some(reason) = &self.login_disabled {
             return Err(Failure::LoginDisabled(reason.clone()));
         }
@@ -604,6 +597,24 @@ impl AccountSessions {
     /// Every held session, for listings.
     pub fn iter(&self) -> impl Iterator<Item = (&TokenHash, &Session)> {
         self.view.sessions.iter()
+    }
+}
+
+/// The expiry and CSRF steps of a session check, in the protocol's order,
+/// shared by account and admin sessions. `csrf` as in [`View::check`]; the
+/// stored hash is compared in constant time.
+pub fn expiry_then_csrf(
+    expired: bool,
+    csrf: Option<Option<TokenHash>>,
+    stored: &TokenHash,
+) -> Result<(), Failure> {
+    if expired {
+        return Err(Failure::Expired);
+    }
+    match csrf {
+        None => Ok(()),
+        Some(Some(c)) if c.ct_eq(stored) => Ok(()),
+        Some(_) => Err(Failure::CsrfMismatch),
     }
 }
 

@@ -5,16 +5,21 @@
 //! own (never driven; only `spawn_blocking` is used), started at a lower CPU
 //! priority ([`NICE`]). Where this work and request handling share a core,
 //! the scheduler lets a session check in first, and the background work takes
-//! what is left: about a tenth of a saturated core per thread, the whole core
-//! otherwise. Callers bound their own use (the hasher's semaphore, one import
-//! per account).
+//! what is left: the whole core when requests leave it idle, about 1.5 % of
+//! it per thread while requests keep it saturated (so under saturation a
+//! sign-in's 40 ms hash stretches to seconds: requests come first, on
+//! purpose). Callers bound their own use (the hasher's semaphore, one import
+//! per account). Measured in docs/performance.md.
 //!
 //! Never: runs async request handling, or raises a thread's priority (a
 //! process started at a higher nice value keeps it).
 
-/// The nice value of the pool's threads (Linux: per thread): 10 gives a
-/// thread about a tenth of the CPU weight of a request-handling thread.
-pub const NICE: i32 = 10;
+/// The nice value of the pool's threads (Linux: per thread): 19, the
+/// lowest, gives a thread a CPU weight of 15 against 1024 for a
+/// request-handling thread. Nice 10 (weight 110) still let a hash hold the
+/// core for a scheduler slice while a session check waited (check p99 5.7×
+/// quiet during sign-ins; 1.5× at 19).
+pub const NICE: i32 = 19;
 
 /// Most threads the pool starts.
 const MAX_THREADS: usize = 64;

@@ -812,7 +812,7 @@ pub async fn run(
         .expect("signer");
     }
     let port = super::free_port();
-    let config = write_config(dir.path(), port);
+    let config = write_config(dir.path(), port, None);
     let mut cfg = std::fs::read_to_string(&config).expect("config");
     cfg.push_str("[mail]\nimport_upload_bytes = 4294967296\n");
     std::fs::write(&config, cfg).expect("config");

@@ -781,22 +781,6 @@ async fn wait_download(dir: &std::path::Path, suffix: &str) -> std::path::PathBu
     }
 }
 
-/// Python's `mailbox` module makes the archives (tests/fixtures/mailfix.py).
-fn mailfix(args: &[&str]) -> Vec<u8> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mailfix.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "mailfix {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn import_export_and_webmail() {
     let t = TestApp::start().await;

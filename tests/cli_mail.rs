@@ -55,20 +55,7 @@ async fn fails(dir: &Path, args: &[&str], msg: &str) -> Out {
 }
 
 fn fixtures() -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("tempdir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mailfix.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("make")
-        .arg(d.path())
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "mailfix make: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    d
+    mail_fixtures()
 }
 
 fn write_config(dir: &Path) {

@@ -5,51 +5,24 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{Browser, DEMO, DEMO_ADDRESS, DEMO_PASSWORD, Resp, TestApp};
+use common::{Browser, DEMO, DEMO_ADDRESS, DEMO_PASSWORD, Resp, TestApp, mail_fixtures, mailfix};
 use postern::store::Stores;
 use postern::store::mail as store;
 use serde_json::Value;
 
 const COPY: (&str, &str, &str) = ("copy", "copy@localhost", "copycopy");
 
-fn mailfix() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mailfix.py")
-}
-
 /// Writes a tgz of `n` generated messages (`mailfix.py big`) to `path`.
 fn big_archive(path: &Path, n: u32) {
-    let out = Command::new("python3")
-        .arg(mailfix())
-        .arg("big")
-        .arg(path)
-        .arg(n.to_string())
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    mailfix(&["big", path.to_str().expect("utf-8"), &n.to_string()]);
 }
 
 /// Makes the fixtures in a new temporary directory.
 fn fixtures() -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("tempdir");
-    let out = Command::new("python3")
-        .arg(mailfix())
-        .arg("make")
-        .arg(d.path())
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "mailfix make: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    d
+    mail_fixtures()
 }
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
@@ -60,18 +33,8 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 fn py_read(data: &[u8]) -> Vec<Value> {
     let f = tempfile::NamedTempFile::new().expect("tmp");
     std::fs::write(f.path(), data).expect("write");
-    let out = Command::new("python3")
-        .arg(mailfix())
-        .arg("read")
-        .arg(f.path())
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "mailfix read: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
+    let out = mailfix(&["read", f.path().to_str().expect("utf-8")]);
+    serde_json::from_slice::<Value>(&out)
         .expect("json")
         .as_array()
         .expect("list")

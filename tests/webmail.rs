@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -14,19 +13,7 @@ use serde_json::{Value, json};
 const COPY: (&str, &str, &str) = ("copy", "copy@localhost", "copycopy");
 
 fn fixture_zip() -> Vec<u8> {
-    let d = tempfile::tempdir().expect("tempdir");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mailfix.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("make")
-        .arg(d.path())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let d = mail_fixtures();
     std::fs::read(d.path().join("fixture.zip")).expect("fixture.zip")
 }
 

@@ -363,33 +363,6 @@ async fn progress(mail: &ImportHandle, query: Option<&str>) -> Response<Body> {
     r
 }
 
-/// Feeds a bounded channel from a blocking thread, in 64 KiB chunks.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-const CHUNK: usize = 64 * 1024;
-
-impl Write for ChannelWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name.
 fn content_disposition(name: &str) -> String {
     let ascii: String = name
@@ -480,10 +453,7 @@ async fn export_route(
     let db = mail.db.clone();
     let account = authed.account.clone();
     tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let mut w = export::ChannelWriter::new(tx);
         match export::write(&db, &account, &spec, &mut w).and_then(|n| {
             w.flush()?;
             Ok(n)

@@ -50,7 +50,7 @@ use crate::protocol::sherpa::{ApiError, Code};
 use crate::token::Token;
 
 /// Largest export frame, in bytes.
-pub const CHUNK: usize = 64 * 1024;
+pub const CHUNK: usize = crate::mail::export::CHUNK;
 /// Longest skip prefix, as for the HTTP upload.
 pub const MAX_PREFIX: usize = 1024;
 
@@ -244,32 +244,6 @@ pub fn export_spec(format: &str, archive: &str, mailbox: &str) -> Result<ExportS
     ExportSpec::from_form(&fields)
 }
 
-/// Sends what the blocking exporter writes, as frames, over a bounded channel.
-struct FrameWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl Write for FrameWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let n = b.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&b[..n]);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
 async fn export(
     services: &Services,
     req: &ControlRequest,
@@ -299,10 +273,7 @@ async fn export(
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let stores = services.auth.stores.clone();
     let writer = tokio::task::spawn_blocking(move || {
-        let mut fw = FrameWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let mut fw = crate::mail::export::ChannelWriter::new(tx);
         let n = local::export_to(&stores, &account, &spec, &mut fw)?;
         fw.flush().map_err(crate::mail::export::ExportError::Io)?;
         Ok::<u64, local::LocalError>(n)

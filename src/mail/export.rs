@@ -5,8 +5,8 @@
 //! (`format`, `archive`, `mailbox`, `recursive`, `messageids`) and refuses
 //! bad values and combinations with a message for a 400. [`write()`] writes
 //! the archive to any `Write` while reading messages one at a time, so memory
-//! stays flat whatever the mailbox size; the HTTP layer gives it a writer that
-//! feeds a bounded channel. Layout:
+//! stays flat whatever the mailbox size; the HTTP layer and the control socket
+//! give it a [`ChannelWriter`], which feeds a bounded channel. Layout:
 //!
 //! | format | entry per mailbox `M` |
 //! |---|---|
@@ -441,6 +441,48 @@ fn write_mbox(
         n += 1;
     }
     Ok(n)
+}
+
+/// Largest chunk a [`ChannelWriter`] sends.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Feeds what a blocking exporter writes to an async consumer over a bounded
+/// channel, in chunks of at most [`CHUNK`] bytes (so a slow client holds
+/// back the exporter instead of growing memory). Call `flush` at the end.
+pub struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    /// A writer sending into `tx`.
+    pub fn new(tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = b.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
 }
 
 #[cfg(test)]

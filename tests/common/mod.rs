@@ -403,3 +403,27 @@ impl Browser {
         r
     }
 }
+
+/// Runs tests/fixtures/mailfix.py (Python's `mailbox` and `email` modules
+/// make and read the mail archives) with `args`; its standard output.
+pub fn mailfix(args: &[&str]) -> Vec<u8> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mailfix.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "mailfix {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The fixture archives (`mailfix.py make`) in a new temporary directory.
+pub fn mail_fixtures() -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("tempdir");
+    mailfix(&["make", d.path().to_str().expect("utf-8 temp path")]);
+    d
+}

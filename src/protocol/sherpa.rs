@@ -147,15 +147,16 @@ pub struct Params(Vec<Value>);
 /// Parses a call body: a JSON object whose `params` is a list or `null`. Other
 /// members are ignored. JSON nesting is bounded by the parser's recursion limit.
 pub fn parse_call(body: &[u8]) -> Result<Params, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(Code::BadRequest, format!("invalid JSON request body: {e}")))?;
-    let Value::Object(mut m) = v else {
-        return Err(ApiError::new(
-            Code::BadRequest,
-            "request body must be a JSON object",
-        ));
-    };
-    match m.remove("params") {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        // A well-formed value of another type is refused by the visitor
+        // (a data error); anything else is not valid JSON.
+        if e.classify() == serde_json::error::Category::Data {
+            ApiError::new(Code::BadRequest, "request body must be a JSON object")
+        } else {
+            ApiError::new(Code::BadRequest, format!("invalid JSON request body: {e}"))
+        }
+    })?;
+    match envelope.params {
         Some(Value::Array(a)) => Ok(Params(a)),
         Some(Value::Null) => Ok(Params(Vec::new())),
         None => Err(ApiError::new(
@@ -163,6 +164,60 @@ pub fn parse_call(body: &[u8]) -> Result<Params, ApiError> {
             "missing \"params\" in request body",
         )),
         Some(_) => Err(ApiError::new(Code::BadRequest, "\"params\" must be a list")),
+    }
+}
+
+/// A call body read straight into its one member of interest, without
+/// building the whole object: the same answers as parsing it as a JSON
+/// object (the last `params` wins; other members are parsed, so they meet
+/// the same nesting limit, and dropped).
+struct Envelope {
+    params: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Envelope, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Envelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Envelope, A::Error> {
+                let mut params = None;
+                while let Some(IsParams(is)) = m.next_key()? {
+                    let v: Value = m.next_value()?;
+                    if is {
+                        params = Some(v);
+                    }
+                }
+                Ok(Envelope { params })
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// Whether a member name is `params` (escapes decoded, nothing allocated
+/// when there are none).
+struct IsParams(bool);
+
+impl<'de> serde::Deserialize<'de> for IsParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IsParams, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = IsParams;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IsParams, E> {
+                Ok(IsParams(v == "params"))
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
@@ -259,6 +314,34 @@ mod tests {
             let e = parse_call(bad).expect_err("bad");
             assert_eq!(e.code, Code::BadRequest, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn envelope_answers_as_a_json_object_would() {
+        let msg = |b: &[u8]| parse_call(b).expect_err("bad").message;
+        for not_object in [&b"[]"[..], b"null", b"\"params\"", b" 12 "] {
+            assert_eq!(msg(not_object), "request body must be a JSON object");
+        }
+        assert!(msg(b"{").starts_with("invalid JSON request body: "));
+        assert!(msg(b"{} x").starts_with("invalid JSON request body: trailing"));
+        assert_eq!(msg(b"{}"), "missing \"params\" in request body");
+        assert_eq!(msg(br#"{"params":1}"#), "\"params\" must be a list");
+        // Escapes in the name are decoded; the last member of a name wins.
+        assert_eq!(
+            parse_call(br#"{"par\u0061ms":[1]}"#).map(|p| p.0.len()),
+            Ok(1)
+        );
+        assert_eq!(
+            parse_call(br#"{"params":[1],"params":[1,2]}"#).map(|p| p.0.len()),
+            Ok(2)
+        );
+        // Other members obey the same nesting limit.
+        let deep = format!(
+            r#"{{"x":{}{},"params":[]}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(msg(deep.as_bytes()).contains("recursion limit"));
     }
 
     #[test]

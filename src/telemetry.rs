@@ -87,8 +87,9 @@ mod hot {
     /// Set once the Prometheus recorder is the global one.
     pub static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-    /// Which metric, and the (address, length) of up to three labels.
-    type Key = (&'static str, [(usize, usize); 3]);
+    /// The (address, length) of the metric's name and of up to three labels:
+    /// integers only, so hashing and comparing a key never reads the strings.
+    type Key = [usize; 8];
 
     type Map<T> = HashMap<Key, T, foldhash::fast::RandomState>;
 
@@ -98,7 +99,17 @@ mod hot {
     }
 
     fn key(name: &'static str, labels: [&'static str; 3]) -> Key {
-        (name, labels.map(|l| (l.as_ptr() as usize, l.len())))
+        let [a, b, c] = labels.map(|l| (l.as_ptr() as usize, l.len()));
+        [
+            name.as_ptr() as usize,
+            name.len(),
+            a.0,
+            a.1,
+            b.0,
+            b.1,
+            c.0,
+            c.1,
+        ]
     }
 
     /// Adds `n` to the counter `name` with these labels (`""` for unused

@@ -82,6 +82,19 @@ async fn every_answer_carries_the_security_headers() {
     let r = a.api("/admin/", "Account", json!(["nobody"])).await;
     assert_eq!(r.error_code().as_deref(), Some("user:error"));
     assert_eq!(check("admin error", &r), "no-store");
+    // a download, made outside the answer builders (its headers are
+    // completed by the request handler)
+    let csrf = b.csrf.clone().expect("signed in");
+    let r = b
+        .request(
+            "POST",
+            "/account/export",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            format!("csrf={csrf}&format=mbox&archive=tgz&mailbox=&recursive=on").into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(check("export", &r), "no-store");
     // text answers
     for (method, path, status) in [
         ("GET", "/account/api/Version", 405),

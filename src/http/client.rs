@@ -19,8 +19,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hyper::HeaderMap;
+use hyper::header::HeaderName;
 
 use crate::protocol::forwarded::{self, Cidr, Resolved};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Requests from one single address after which the listener warns.
 pub const ONE_ADDRESS_WARN_AFTER: u64 = 200;
@@ -66,20 +70,21 @@ impl ClientIdent {
             },
             Some(trusted) => {
                 let xff: Vec<&[u8]> = headers
-                    .get_all("x-forwarded-for")
+                    .get_all(X_FORWARDED_FOR)
                     .iter()
                     .map(|v| v.as_bytes())
                     .collect();
                 let proto: Vec<&[u8]> = headers
-                    .get_all("x-forwarded-proto")
+                    .get_all(X_FORWARDED_PROTO)
                     .iter()
                     .map(|v| v.as_bytes())
                     .collect();
                 forwarded::resolve(peer, trusted, &xff, &proto, listener_https)
             }
         };
-        if let Some(ip) = r.client_ip {
-            if self.should_warn(ip, headers.contains_key("x-forwarded-for")) {
+        // Once warned, the watch has nothing left to say: skip its look-ups.
+        if let Some(ip) = r.client_ip.filter(|_| !self.warned.load(Ordering::Relaxed)) {
+            if self.should_warn(ip, headers.contains_key(X_FORWARDED_FOR)) {
                 if self.is_forwarded() {
                     tracing::warn!(
                         "every request so far seems to come from one address: is a proxy in front of postern missing from trusted_proxies? All clients share one rate-limit budget"

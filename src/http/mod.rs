@@ -109,6 +109,11 @@ impl RequestLog {
     }
 }
 
+/// The CSRF header of API calls.
+const X_MOX_CSRF: header::HeaderName = header::HeaderName::from_static("x-mox-csrf");
+/// The browser's fetch-metadata header read by the cross-site refusal.
+const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
+
 /// `Strict-Transport-Security` on HTTPS answers: one year.
 const HSTS: &str = "max-age=31536000";
 
@@ -164,18 +169,19 @@ async fn route(
     req: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
-    let client = lctx.client.resolve(peer.ip(), req.headers(), lctx.https);
+    let (parts, body) = req.into_parts();
+    let client = lctx.client.resolve(peer.ip(), &parts.headers, lctx.https);
     log.https = client.https;
-    let site = req.headers().get("sec-fetch-site").map(|v| v.as_bytes());
-    if let Some(msg) = crate::protocol::crosssite::refusal(req.method().as_str(), site) {
+    let site = parts.headers.get(SEC_FETCH_SITE).map(|v| v.as_bytes());
+    if let Some(msg) = crate::protocol::crosssite::refusal(parts.method.as_str(), site) {
         return response::text(StatusCode::FORBIDDEN, msg);
     }
-    let path = req.uri().path().to_string();
+    let path = parts.uri.path();
     let Some(iface) = lctx.interfaces.iter().find(|i| path.starts_with(&i.prefix)) else {
         if let Some(i) = lctx.interfaces.iter().find(|i| {
             i.prefix.len() > 1 && path.len() + 1 == i.prefix.len() && i.prefix.starts_with(&path)
         }) {
-            if matches!(*req.method(), Method::GET | Method::HEAD) {
+            if matches!(parts.method, Method::GET | Method::HEAD) {
                 return response::redirect(&i.prefix);
             }
         }
@@ -183,7 +189,6 @@ async fn route(
     };
     log.kind = iface.kind.name();
     let sub = &path[iface.prefix.len()..];
-    let (parts, body) = req.into_parts();
     let view = RequestView {
         cookie_headers: parts
             .headers
@@ -191,7 +196,7 @@ async fn route(
             .iter()
             .map(|v| v.as_bytes())
             .collect(),
-        csrf_header: parts.headers.get("x-mox-csrf").map(|v| v.as_bytes()),
+        csrf_header: parts.headers.get(X_MOX_CSRF).map(|v| v.as_bytes()),
         client_ip: client.client_ip,
         https: client.https,
         forwarded: lctx.client.is_forwarded(),

@@ -18,9 +18,9 @@ pub struct Asset {
     pub body: &'static str,
 }
 
-const HTML: &str = "text/html; charset=utf-8";
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
+pub(crate) const HTML: &str = "text/html; charset=utf-8";
+pub(crate) const JS: &str = "text/javascript; charset=utf-8";
+pub(crate) const CSS: &str = "text/css; charset=utf-8";
 
 /// The file at `sub` (the path after the interface prefix), if any.
 pub fn asset(kind: Kind, sub: &str) -> Option<Asset> {

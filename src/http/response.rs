@@ -6,6 +6,7 @@
 //! into an HTTP status ([`api_error`]).
 
 use std::convert::Infallible;
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -23,14 +24,31 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed()
 }
 
-fn base(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+/// The headers of one kind of answer: content type, cache control and
+/// [`security_headers`].
+fn headers_of(content_type: &'static str, cache: &'static str) -> hyper::HeaderMap {
+    let mut h = hyper::HeaderMap::with_capacity(8);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    security_headers(&mut h);
+    h
+}
+
+/// JSON answers' headers, made once: a copy is cheaper than six inserts.
+static JSON_HEADERS: LazyLock<hyper::HeaderMap> =
+    LazyLock::new(|| headers_of("application/json; charset=utf-8", "no-store"));
+/// Text answers' headers, made once.
+static TEXT_HEADERS: LazyLock<hyper::HeaderMap> =
+    LazyLock::new(|| headers_of("text/plain; charset=utf-8", "no-store"));
+
+fn with_headers(
+    status: StatusCode,
+    headers: &hyper::HeaderMap,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    // Room for every header an answer gets, so the map is allocated once.
-    *r.headers_mut() = hyper::HeaderMap::with_capacity(16);
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    security_headers(h);
+    *r.headers_mut() = headers.clone();
     r
 }
 
@@ -56,10 +74,7 @@ pub fn security_headers(h: &mut hyper::HeaderMap) {
 /// A plain-text answer, e.g. `403 - forbidden - unknown session token`.
 /// Never cached: it says something about this request's credentials.
 pub fn text(status: StatusCode, msg: &str) -> Response<Body> {
-    let mut r = base(status, "text/plain; charset=utf-8", format!("{msg}\n"));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    with_headers(status, &TEXT_HEADERS, format!("{msg}\n"))
 }
 
 /// The Content-Security-Policy of every page: nothing from elsewhere, no
@@ -69,18 +84,19 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 /// A static file (pages, scripts, styles), revalidated on each load so an
 /// upgrade is picked up at once.
 pub fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
-    let mut r = base(StatusCode::OK, content_type, body);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    static PAGES: LazyLock<[(&str, hyper::HeaderMap); 3]> = LazyLock::new(|| {
+        use super::pages::{CSS, HTML, JS};
+        [HTML, JS, CSS].map(|t| (t, headers_of(t, "no-cache")))
+    });
+    match PAGES.iter().find(|(t, _)| *t == content_type) {
+        Some((_, h)) => with_headers(StatusCode::OK, h, body),
+        None => with_headers(StatusCode::OK, &headers_of(content_type, "no-cache"), body),
+    }
 }
 
 /// A JSON API answer (`Cache-Control: no-store`).
 pub fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut r = base(status, "application/json; charset=utf-8", body);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    with_headers(status, &JSON_HEADERS, body)
 }
 
 /// A sherpa error answer, with the status its code calls for.

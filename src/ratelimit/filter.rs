@@ -27,7 +27,7 @@
 //! [`Limiter`]: super::Limiter
 
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -44,7 +44,9 @@ pub struct FailureFilter {
     slots: Box<[AtomicU32]>,
     /// Keyed hash (random per filter), so clients cannot aim at a chosen
     /// slot from outside; a collision only costs a redundant reset message.
-    hasher: RandomState,
+    /// foldhash, not SipHash: it runs on every successful request, and a
+    /// slot is not a bucket an attacker could make long.
+    hasher: foldhash::quality::RandomState,
 }
 
 impl FailureFilter {
@@ -55,7 +57,7 @@ impl FailureFilter {
     pub fn new() -> Self {
         FailureFilter {
             slots: (0..Self::SLOTS).map(|_| AtomicU32::new(0)).collect(),
-            hasher: RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
         }
     }
 

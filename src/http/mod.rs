@@ -179,7 +179,7 @@ async fn route(
     let path = parts.uri.path();
     let Some(iface) = lctx.interfaces.iter().find(|i| path.starts_with(&i.prefix)) else {
         if let Some(i) = lctx.interfaces.iter().find(|i| {
-            i.prefix.len() > 1 && path.len() + 1 == i.prefix.len() && i.prefix.starts_with(&path)
+            i.prefix.len() > 1 && path.len() + 1 == i.prefix.len() && i.prefix.starts_with(path)
         }) {
             if matches!(parts.method, Method::GET | Method::HEAD) {
                 return response::redirect(&i.prefix);

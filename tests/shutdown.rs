@@ -131,6 +131,19 @@ prefix = "/account/"
         "{log}"
     );
     assert!(requests[2].contains("status=200"), "{log}");
+    // Each line starts with an RFC 3339 UTC time with microseconds.
+    for line in &requests {
+        let (time, rest) = line.split_at(27);
+        let shape: String = time
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99T99:99:99.999999Z", "{line}");
+        assert!(
+            rest.starts_with("  INFO postern::request: request "),
+            "{line}"
+        );
+    }
     let token = session_cookie
         .trim_matches('"')
         .split(' ')

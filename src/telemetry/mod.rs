@@ -6,6 +6,8 @@
 //!
 //! Never: logs secrets (see docs/logging.md).
 
+mod logtime;
+
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// `postern_authentication_total{kind,variant,result}`: authentication
@@ -277,6 +279,7 @@ pub fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_timer(logtime::LogTime)
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -7,6 +7,7 @@
 //! Never: logs secrets (see docs/logging.md).
 
 mod logtime;
+mod requestline;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -279,7 +280,7 @@ pub fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_timer(logtime::LogTime)
+        .event_format(requestline::LogFormat::default())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -675,8 +675,9 @@ async fn main() {
     write_report(&o.out, report);
 }
 
-/// 5. Sessions at scale: N accounts × 100 sessions written to a fresh data
-/// directory; resident memory per held session, cold first use, restart.
+/// Section 5, sessions at scale: N accounts × 100 sessions written to a
+/// fresh data directory; resident memory per held session, cold first use,
+/// restart.
 async fn sessions_at_scale(
     quick: bool,
     bin: &Path,

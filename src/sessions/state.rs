@@ -332,7 +332,7 @@ impl AccountSessions {
             };
             sessions.push((h, sess));
         }
-        sessions.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+        sessions.sort_unstable_by_key(|a| a.0.0);
         sessions.dedup_by(|a, b| a.0 == b.0);
         let view = Arc::new(View {
             sessions: sessions.into_boxed_slice(),

@@ -332,8 +332,15 @@ impl AccountSessions {
             };
             sessions.push((h, sess));
         }
-        sessions.sort_unstable_by_key(|a| a.0.0);
-        sessions.dedup_by(|a, b| a.0 == b.0);
+        // Stable sort, and the last of equal keys wins (as a map insert).
+        sessions.sort_by_key(|a| a.0.0);
+        sessions.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
         let view = Arc::new(View {
             sessions: sessions.into_boxed_slice(),
             login_disabled: account.login_disabled.clone(),

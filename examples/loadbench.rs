@@ -16,7 +16,8 @@
 //!    during large imports.
 //!
 //! Options: `--quick` (shorter runs, 1,000 accounts at scale, a 100 MiB
-//! import instead of 1 GiB), `--only mail` (section 6 alone),
+//! import instead of 1 GiB), `--only mail` (section 6 alone), `--only scale`
+//! (section 5 alone),
 //! `--out FILE` (JSON; default bench-results/<unix time>.json),
 //! `--server-cpu N` (pin the server with taskset).
 
@@ -48,6 +49,7 @@ type MakeReq = Arc<dyn Fn(usize, u64) -> Req + Send + Sync>;
 struct Opts {
     quick: bool,
     only_mail: bool,
+    only_scale: bool,
     out: PathBuf,
     server_cpu: Option<usize>,
 }
@@ -56,6 +58,7 @@ fn parse_args() -> Opts {
     let mut o = Opts {
         quick: false,
         only_mail: false,
+        only_scale: false,
         out: PathBuf::from(format!(
             "bench-results/{}.json",
             std::time::SystemTime::now()
@@ -70,7 +73,8 @@ fn parse_args() -> Opts {
             "--quick" => o.quick = true,
             "--only" => match args.next().as_deref() {
                 Some("mail") => o.only_mail = true,
-                other => panic!("--only takes a section name (mail), not {other:?}"),
+                Some("scale") => o.only_scale = true,
+                other => panic!("--only takes a section name (mail, scale), not {other:?}"),
             },
             "--out" => o.out = PathBuf::from(args.next().expect("--out FILE")),
             "--server-cpu" => o.server_cpu = args.next().and_then(|v| v.parse().ok()),
@@ -426,6 +430,11 @@ async fn main() {
         write_report(&o.out, report);
         return;
     }
+    if o.only_scale {
+        sessions_at_scale(o.quick, &bin, o.server_cpu, &mut report).await;
+        write_report(&o.out, report);
+        return;
+    }
 
     // ---- data dir with 1 demo account (default hash cost) and 1,000 others
     let dir = tempfile::tempdir().expect("tempdir");
@@ -659,7 +668,23 @@ async fn main() {
     stop_server(server);
 
     // 5. sessions at scale
-    let scale_accounts = if o.quick { 1000 } else { 10_000 };
+    sessions_at_scale(o.quick, &bin, o.server_cpu, &mut report).await;
+
+    // 6. mail import and export
+    mail::run(o.quick, &bin, o.server_cpu, &mut report).await;
+    write_report(&o.out, report);
+}
+
+/// Section 5, sessions at scale: N accounts × 100 sessions written to a
+/// fresh data directory; resident memory per held session, cold first use,
+/// restart.
+async fn sessions_at_scale(
+    quick: bool,
+    bin: &Path,
+    server_cpu: Option<usize>,
+    report: &mut serde_json::Map<String, Value>,
+) {
+    let scale_accounts = if quick { 1000 } else { 10_000 };
     let per = 100;
     let dir2 = tempfile::tempdir().expect("tempdir");
     let mut touch = Vec::with_capacity(scale_accounts);
@@ -706,7 +731,7 @@ async fn main() {
     }
     let port2 = free_port();
     let config2 = write_config(dir2.path(), port2, None);
-    let (server, start_time) = start_server(&bin, &config2, port2, o.server_cpu).await;
+    let (server, start_time) = start_server(bin, &config2, port2, server_cpu).await;
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss0 = rss_kib(pid);
@@ -749,7 +774,7 @@ async fn main() {
         cold.value_at_quantile(0.99) as f64 / 1000.0
     );
     let stop_time = stop_server(server);
-    let (server, restart) = start_server(&bin, &config2, port2, o.server_cpu).await;
+    let (server, restart) = start_server(bin, &config2, port2, server_cpu).await;
     println!(
         "  start {:.0} ms (fresh), stop {:.0} ms, restart {:.0} ms",
         start_time.as_secs_f64() * 1e3,
@@ -764,10 +789,6 @@ async fn main() {
                "cold_first_use_p99_ms": cold.value_at_quantile(0.99) as f64 / 1000.0,
                "stop_ms": stop_time.as_millis(), "restart_ms": restart.as_millis()}),
     );
-
-    // 6. mail import and export
-    mail::run(o.quick, &bin, o.server_cpu, &mut report).await;
-    write_report(&o.out, report);
 }
 
 fn write_report(out: &Path, report: serde_json::Map<String, Value>) {

@@ -83,7 +83,7 @@ impl AdminSessions {
         let Some(s) = self.sessions.get(token) else {
             return Err(Failure::UnknownSession);
         };
-        crate::sessions::state::expiry_then_csrf(self.expired(s, now), csrf, &s.csrf)?;
+        crate::sessions::state::expiry_then_csrf(self.expired(s, now), csrf, &s.csrf.0)?;
         let idle = self.policy.idle;
         if let Some(s) = self.sessions.get_mut(token) {
             s.expires = now.saturating_add(idle);

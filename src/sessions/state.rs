@@ -18,7 +18,7 @@
 //! Never: does I/O, reads a clock (time is a parameter), or sees a token in
 //! clear (only [`TokenHash`]es).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -79,6 +79,20 @@ impl Policy {
         }
     }
 
+    /// Idle expiry of a held session: last use + the kind's idle lifetime.
+    /// What the stored record's `expires` holds, and the eviction order.
+    pub fn idle_expiry(&self, s: &Session) -> UnixMillis {
+        s.last_used.saturating_add(self.idle_for(s.kind))
+    }
+
+    /// Expiry of a held session: the earlier of its idle expiry and its
+    /// absolute maximum (creation + the kind's maximum lifetime). Derived,
+    /// not held, so a changed policy applies to loaded sessions at once.
+    pub fn expires(&self, s: &Session) -> UnixMillis {
+        self.idle_expiry(s)
+            .min(s.created.saturating_add(self.max_for(s.kind)))
+    }
+
     /// How stale a session's recorded last use may get before a use records
     /// it again: a minute, or a sixteenth of the idle lifetime if that is
     /// shorter (so short test lifetimes stay precise).
@@ -123,16 +137,15 @@ pub struct Session {
     pub id: u64,
     /// Interface kind that created it.
     pub kind: Kind,
-    /// SHA-256 of the CSRF token.
-    pub csrf: TokenHash,
+    /// The first 16 bytes of the SHA-256 of the CSRF token (128 bits of a
+    /// hash of a 128-bit random token; the stored record keeps all 32).
+    pub csrf: [u8; 16],
     /// Login address used.
     pub login_address: Arc<str>,
     /// Created.
     pub created: UnixMillis,
-    /// Last use.
+    /// Last use (the expiry is derived: [`Policy::expires`]).
     pub last_used: UnixMillis,
-    /// Expiry.
-    pub expires: UnixMillis,
     /// Client IP at last use.
     pub last_ip: Option<IpAddr>,
     /// User agent at last use.
@@ -176,9 +189,21 @@ pub struct Listed {
     pub current: bool,
 }
 
-/// Sessions by token hash. The keys are hashes of tokens postern made, so a
-/// fast seeded hash serves.
-type Sessions = HashMap<TokenHash, Session, foldhash::fast::RandomState>;
+/// Sessions sorted by token hash, exactly sized (a view is rebuilt on every
+/// change anyway), searched by binary search ([`find`]).
+type Sessions = Box<[(TokenHash, Session)]>;
+
+/// Where `token` is in sorted `sessions` (`Err`: where it would go).
+fn find(sessions: &[(TokenHash, Session)], token: &TokenHash) -> Result<usize, usize> {
+    sessions.binary_search_by(|(k, _)| k.0.cmp(&token.0))
+}
+
+/// The first 16 bytes of a hash, as sessions hold a CSRF hash.
+pub fn csrf_prefix(h: &TokenHash) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p.copy_from_slice(&h.0[..16]);
+    p
+}
 
 /// An immutable picture of one account's sessions: what the request path
 /// reads. Made by [`AccountSessions`] on every change.
@@ -201,7 +226,14 @@ pub struct Checked<'a> {
 impl View {
     /// Whether a session is past its idle or absolute lifetime.
     fn expired(&self, s: &Session, now: UnixMillis) -> bool {
-        now >= s.expires || now >= s.created.saturating_add(self.policy.max_for(s.kind))
+        now >= self.policy.expires(s)
+    }
+
+    /// The session with this token hash.
+    pub fn get(&self, token: &TokenHash) -> Option<&Session> {
+        find(&self.sessions, token)
+            .ok()
+            .map(|i| &self.sessions[i].1)
     }
 
     /// Checks a session of interface `kind` (a session works only on the kind
@@ -216,7 +248,7 @@ impl View {
         csrf: Option<Option<TokenHash>>,
         now: UnixMillis,
     ) -> Result<Checked<'_>, Failure> {
-        let Some(s) = self.sessions.get(token).filter(|s| s.kind == kind) else {
+        let Some(s) = self.get(token).filter(|s| s.kind == kind) else {
             return Err(Failure::UnknownSession);
         };
         expiry_then_csrf(self.expired(s, now), csrf, &s.csrf)?;
@@ -283,7 +315,7 @@ impl AccountSessions {
         policy: Policy,
     ) -> Self {
         let mut strings = HashSet::new();
-        let mut sessions = Sessions::with_capacity_and_hasher(stored.len(), Default::default());
+        let mut sessions = Vec::with_capacity(stored.len());
         for (h, r) in stored {
             let Some(kind) = Kind::from_code(r.kind) else {
                 continue;
@@ -291,18 +323,26 @@ impl AccountSessions {
             let sess = Session {
                 id: r.id,
                 kind,
-                csrf: TokenHash(r.csrf_hash),
+                csrf: csrf_prefix(&TokenHash(r.csrf_hash)),
                 login_address: intern(&mut strings, policy.cap, &r.login_address),
                 created: r.created,
                 last_used: r.last_used,
-                expires: r.expires,
                 last_ip: r.last_ip,
                 last_agent: intern(&mut strings, policy.cap, &r.last_agent),
             };
-            sessions.insert(h, sess);
+            sessions.push((h, sess));
         }
+        // Stable sort, and the last of equal keys wins (as a map insert).
+        sessions.sort_by_key(|a| a.0.0);
+        sessions.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
         let view = Arc::new(View {
-            sessions,
+            sessions: sessions.into_boxed_slice(),
             login_disabled: account.login_disabled.clone(),
             policy,
         });
@@ -346,9 +386,31 @@ impl AccountSessions {
         self.published.store(self.view.clone());
     }
 
-    /// The sessions, for a change (copied if readers hold the current view).
+    /// The sessions, for a change in place (copied if readers hold the
+    /// current view).
     fn sessions_mut(&mut self) -> &mut Sessions {
         &mut Arc::make_mut(&mut self.view).sessions
+    }
+
+    /// Replaces the sessions by those of the current view that `keep`
+    /// accepts, plus `add`, in a new exactly-sized view; publishes.
+    fn rebuild(&mut self, keep: impl Fn(&TokenHash) -> bool, add: Option<(TokenHash, Session)>) {
+        let old = &self.view.sessions;
+        let n = old.iter().filter(|(h, _)| keep(h)).count() + usize::from(add.is_some());
+        let mut v = Vec::with_capacity(n);
+        v.extend(old.iter().filter(|(h, _)| keep(h)).cloned());
+        if let Some((h, s)) = add {
+            match find(&v, &h) {
+                Ok(i) => v[i].1 = s,
+                Err(i) => v.insert(i, (h, s)),
+            }
+        }
+        self.view = Arc::new(View {
+            sessions: v.into_boxed_slice(),
+            login_disabled: self.view.login_disabled.clone(),
+            policy: self.policy,
+        });
+        self.publish();
     }
 
     fn intern(&mut self, v: &str) -> Arc<str> {
@@ -391,7 +453,7 @@ impl AccountSessions {
     /// session is gone or expired meanwhile, or if the use changes nothing
     /// kept (last use within [`Policy::touch_every`], same client).
     pub fn touch(&mut self, token: &TokenHash, client: &Client, now: UnixMillis) {
-        let Some(s) = self.view.sessions.get(token) else {
+        let Some(s) = self.view.get(token) else {
             return;
         };
         if self.view.expired(s, now)
@@ -401,13 +463,13 @@ impl AccountSessions {
         {
             return;
         }
-        let (same_agent, idle) = (*s.last_agent == *client.agent, self.policy.idle_for(s.kind));
+        let same_agent = *s.last_agent == *client.agent;
         let agent = (!same_agent).then(|| self.intern(&client.agent));
-        let Some(s) = self.sessions_mut().get_mut(token) else {
+        let Ok(i) = find(&self.view.sessions, token) else {
             return;
         };
+        let s = &mut self.sessions_mut()[i].1;
         s.last_used = now;
-        s.expires = now.saturating_add(idle);
         s.last_ip = client.ip;
         if let Some(a) = agent {
             s.last_agent = a;
@@ -421,10 +483,10 @@ impl AccountSessions {
     /// the state; apply with [`Self::insert`] after the commit.
     pub fn evictions_for_add(&self, now: UnixMillis) -> Vec<TokenHash> {
         evictions(
-            self.view
-                .sessions
-                .iter()
-                .map(|(h, s)| (*h, self.view.expired(s, now), (s.expires, s.created, s.id))),
+            self.view.sessions.iter().map(|(h, s)| {
+                let order = (self.policy.idle_expiry(s), s.created, s.id);
+                (*h, self.view.expired(s, now), order)
+            }),
             self.policy.cap,
         )
     }
@@ -463,28 +525,22 @@ impl AccountSessions {
         let s = Session {
             id: rec.id,
             kind,
-            csrf: TokenHash(rec.csrf_hash),
+            csrf: csrf_prefix(&TokenHash(rec.csrf_hash)),
             login_address: self.intern(&rec.login_address),
             created: rec.created,
             last_used: rec.last_used,
-            expires: rec.expires,
             last_ip: rec.last_ip,
             last_agent: self.intern(&rec.last_agent),
         };
         for h in evicted {
             self.dirty.remove(h);
         }
-        let sessions = self.sessions_mut();
-        for h in evicted {
-            sessions.remove(h);
-        }
-        sessions.insert(token, s);
-        self.publish();
+        self.rebuild(|h| !evicted.contains(h), Some((token, s)));
     }
 
     /// Whether a session with this hash is held.
     pub fn contains(&self, token: &TokenHash) -> bool {
-        self.view.sessions.contains_key(token)
+        self.view.get(token).is_some()
     }
 
     /// Applies a committed removal; publishes.
@@ -501,20 +557,15 @@ impl AccountSessions {
         if !tokens.iter().any(|h| self.contains(h)) {
             return 0;
         }
-        let sessions = self.sessions_mut();
-        let n = tokens
-            .iter()
-            .filter(|h| sessions.remove(h).is_some())
-            .count();
-        self.publish();
-        n
+        let before = self.view.sessions.len();
+        self.rebuild(|h| !tokens.contains(h), None);
+        before - self.view.sessions.len()
     }
 
     /// Applies a committed removal of every session but `keep`; publishes.
     pub fn remove_all_except(&mut self, keep: Option<TokenHash>) {
         self.dirty.retain(|h| Some(*h) == keep);
-        self.sessions_mut().retain(|h, _| Some(*h) == keep);
-        self.publish();
+        self.rebuild(|h| Some(*h) == keep, None);
     }
 
     /// Expired sessions, to delete.
@@ -539,10 +590,10 @@ impl AccountSessions {
         dirty
             .into_iter()
             .filter_map(|h| {
-                self.view.sessions.get(&h).map(|s| Extension {
+                self.view.get(&h).map(|s| Extension {
                     hash: h,
                     last_used: s.last_used,
-                    expires: s.expires,
+                    expires: self.policy.idle_expiry(s),
                     last_ip: s.last_ip,
                     last_agent: s.last_agent.to_string(),
                 })
@@ -570,7 +621,7 @@ impl AccountSessions {
                     kind: s.kind,
                     created: s.created,
                     last_used: s.last_used,
-                    expires: s.expires.min(s.created.saturating_add(self.policy.max)),
+                    expires: self.policy.expires(s),
                     login_address: s.login_address.to_string(),
                     created_ip: None,
                     created_agent: String::new(),
@@ -596,24 +647,33 @@ impl AccountSessions {
 
     /// Every held session, for listings.
     pub fn iter(&self) -> impl Iterator<Item = (&TokenHash, &Session)> {
-        self.view.sessions.iter()
+        self.view.sessions.iter().map(|(h, s)| (h, s))
     }
 }
 
 /// The expiry and CSRF steps of a session check, in the protocol's order,
-/// shared by account and admin sessions. `csrf` as in [`View::check`]; the
-/// stored hash is compared in constant time.
+/// shared by account and admin sessions. `csrf` as in [`View::check`];
+/// `stored` is the CSRF hash or its first bytes (sessions hold 16, admin
+/// sessions 32), compared in constant time with as many bytes of the
+/// presented token's hash.
 pub fn expiry_then_csrf(
     expired: bool,
     csrf: Option<Option<TokenHash>>,
-    stored: &TokenHash,
+    stored: &[u8],
 ) -> Result<(), Failure> {
+    use subtle::ConstantTimeEq as _;
     if expired {
         return Err(Failure::Expired);
     }
+    let matches = |c: &TokenHash| {
+        !stored.is_empty()
+            && c.0
+                .get(..stored.len())
+                .is_some_and(|p| bool::from(p.ct_eq(stored)))
+    };
     match csrf {
         None => Ok(()),
-        Some(Some(c)) if c.ct_eq(stored) => Ok(()),
+        Some(Some(c)) if matches(&c) => Ok(()),
         Some(_) => Err(Failure::CsrfMismatch),
     }
 }

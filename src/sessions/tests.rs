@@ -319,3 +319,103 @@ fn every_change_is_published_before_it_returns() {
     s.remove_all_except(None);
     assert_eq!(check(&published, 2), Err(Failure::UnknownSession));
 }
+
+#[test]
+fn expiry_is_derived_from_last_use_and_creation() {
+    let p = Policy {
+        idle: 10,
+        max: 100,
+        webmail_idle: 20,
+        webmail_max: 50,
+        ..Policy::default()
+    };
+    let mut s = Session {
+        id: 1,
+        kind: Kind::WebAccount,
+        csrf: [0; 16],
+        login_address: Arc::from("a"),
+        created: 1000,
+        last_used: 1000,
+        last_ip: None,
+        last_agent: Arc::from(""),
+    };
+    assert_eq!(p.idle_expiry(&s), 1010);
+    assert_eq!(p.expires(&s), 1010);
+    s.last_used = 1095;
+    assert_eq!(p.idle_expiry(&s), 1105);
+    assert_eq!(p.expires(&s), 1100, "absolute maximum first");
+    s.kind = Kind::WebMail;
+    assert_eq!(p.idle_expiry(&s), 1115);
+    assert_eq!(p.expires(&s), 1050, "webmail's own maximum");
+}
+
+#[test]
+fn lookup_on_sorted_sessions() {
+    // Loaded out of order; lookups find first, middle and last keys.
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    for i in [5u32, 1, 9, 3, 7] {
+        add(&mut s, i, 0);
+    }
+    let keys: Vec<[u8; 32]> = s.iter().map(|(h, _)| h.0).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "held sorted by key");
+    for i in [1u32, 5, 9] {
+        assert_eq!(s.view().get(&h(i)).map(|x| x.id), Some(u64::from(i)));
+        assert!(s.contains(&h(i)));
+    }
+    for i in [0u32, 2, 10, u32::MAX] {
+        assert!(s.view().get(&h(i)).is_none());
+    }
+    let c = Client::default();
+    assert!(s.use_session(Kind::WebAccount, &h(9), None, &c, 1).is_ok());
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(10), None, &c, 1)
+            .expect_err("absent"),
+        Failure::UnknownSession
+    );
+    assert_eq!(s.remove_many(&[h(1), h(9), h(4)]), 2);
+    assert_eq!(s.len(), 3);
+    assert!(s.view().get(&h(1)).is_none() && s.view().get(&h(5)).is_some());
+    // Reloaded from records in any order.
+    let recs: Vec<_> = [9u32, 2, 6]
+        .iter()
+        .map(|&i| {
+            let r = s.new_record(u64::from(i), Kind::WebAccount, h(1000 + i), "a", &c, 0);
+            (h(i), r)
+        })
+        .collect();
+    let t = AccountSessions::new(account(), recs, Policy::default());
+    for i in [2u32, 6, 9] {
+        assert_eq!(t.view().get(&h(i)).map(|x| x.id), Some(u64::from(i)));
+    }
+    assert!(t.view().get(&h(5)).is_none());
+}
+
+#[test]
+fn csrf_held_as_a_16_byte_prefix() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    add(&mut s, 1, 0);
+    let c = Client::default();
+    // Same first 16 bytes as h(1001), different tail: the stored record has
+    // all 32 bytes, memory holds 16.
+    let mut near = h(1001);
+    near.0[31] = 0xff;
+    assert!(
+        s.use_session(Kind::WebAccount, &h(1), Some(Some(near)), &c, 1)
+            .is_ok()
+    );
+    let mut off = h(1001);
+    off.0[15] ^= 1;
+    assert_eq!(
+        s.use_session(Kind::WebAccount, &h(1), Some(Some(off)), &c, 1)
+            .expect_err("csrf"),
+        Failure::CsrfMismatch
+    );
+    assert_eq!(
+        expiry_then_csrf(false, Some(Some(h(1))), &[]),
+        Err(Failure::CsrfMismatch),
+        "an empty stored hash never matches"
+    );
+    assert!(expiry_then_csrf(false, Some(Some(h(1))), &h(1).0).is_ok());
+}

@@ -123,10 +123,7 @@ mod hot {
         n: u64,
         make: impl FnOnce() -> Counter,
     ) {
-        if !INSTALLED.load(Ordering::Relaxed) {
-            return make().increment(n);
-        }
-        COUNTERS.with_borrow_mut(|m| m.entry(key(name, labels)).or_insert_with(make).increment(n));
+        cached(&COUNTERS, name, labels, make, |c| c.increment(n));
     }
 
     /// Records `v` in the histogram `name` with these labels.
@@ -136,10 +133,22 @@ mod hot {
         v: f64,
         make: impl FnOnce() -> Histogram,
     ) {
+        cached(&HISTOGRAMS, name, labels, make, |h| h.record(v));
+    }
+
+    /// Uses this thread's handle for `name` and `labels` from `cache`, made
+    /// by `make` on first use (or each time, before the recorder is in).
+    fn cached<T>(
+        cache: &'static std::thread::LocalKey<RefCell<Map<T>>>,
+        name: &'static str,
+        labels: [&'static str; 3],
+        make: impl FnOnce() -> T,
+        apply: impl FnOnce(&T),
+    ) {
         if !INSTALLED.load(Ordering::Relaxed) {
-            return make().record(v);
+            return apply(&make());
         }
-        HISTOGRAMS.with_borrow_mut(|m| m.entry(key(name, labels)).or_insert_with(make).record(v));
+        cache.with_borrow_mut(|m| apply(m.entry(key(name, labels)).or_insert_with(make)));
     }
 }
 

@@ -167,21 +167,38 @@ impl Visit for Fields<'_, '_> {
         if self.result.is_err() {
             return;
         }
-        if field.name() == "message" {
-            // The message of the request line is a constant ("request");
-            // should it ever carry a terminal control, escape it as the
-            // default format does.
-            let mut text = String::new();
-            self.result = write!(text, "{value:?}").and_then(|()| {
-                if text.contains('\x1b') {
-                    self.w.write_str(&text.replace('\x1b', "\\x1b"))
-                } else {
-                    self.w.write_str(&text)
-                }
-            });
+        self.result = if field.name() == "message" && self.w.sanitizes_ansi_escapes() {
+            // Terminal controls escaped as the default format does.
+            write!(Escaping(self.w), "{value:?}")
         } else {
-            self.result = write!(self.w, "{value:?}");
+            write!(self.w, "{value:?}")
+        };
+    }
+}
+
+/// Passes text on with terminal controls escaped exactly as the default
+/// format escapes a message (ESC, BEL, BS, FF, DEL as `\xNN`, C1 controls
+/// as `\u{NN}`); runs of other characters are written whole.
+struct Escaping<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, ch) in s.char_indices() {
+            let escaped = matches!(ch, '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f');
+            let c1 = ('\u{80}'..='\u{9f}').contains(&ch);
+            if !escaped && !c1 {
+                continue;
+            }
+            self.0.write_str(&s[plain..i])?;
+            if escaped {
+                write!(self.0, "\\x{:02x}", u32::from(ch))?;
+            } else {
+                write!(self.0, "\\u{{{:x}}}", u32::from(ch))?;
+            }
+            plain = i + ch.len_utf8();
         }
+        self.0.write_str(&s[plain..])
     }
 }
 
@@ -299,5 +316,23 @@ mod tests {
         assert_eq!(ours.len(), 4);
         assert_eq!(FAST.with(|n| n.get()), 0);
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn terminal_controls_in_the_message_are_escaped_as_by_default() {
+        let (ours, theirs) = both(|| {
+            tracing::info!(
+                target: "postern::request",
+                kind = "x",
+                "a\x1b[31m\x07\x08\x0c\x7f\u{85}\u{9f} é"
+            );
+        });
+        assert_eq!(FAST.with(|n| n.get()), 1, "by the fast path");
+        assert_eq!(ours, theirs);
+        assert!(
+            ours[0].ends_with(r#"request: a\x1b[31m\x07\x08\x0c\x7f\u{85}\u{9f} é kind="x""#),
+            "{}",
+            ours[0]
+        );
     }
 }

@@ -16,6 +16,8 @@ printed "without SHA-256 rounds" leaves out what callgrind counted in sha2's
 compress function.
 
 Usage: scripts/instructions.sh [N]   (default 2000)
+       KEEP=DIR scripts/instructions.sh   also keeps each batch's callgrind
+       file as DIR/cg.floor.out and DIR/cg.check.out (callgrind_annotate)
 """
 
 import http.client
@@ -130,6 +132,8 @@ def main():
             time.sleep(1)
             dumps = sorted(f for f in os.listdir(work) if f.startswith("callgrind.out."))
             results[kind] = totals(os.path.join(work, dumps[-1]))
+            if os.environ.get("KEEP"):
+                shutil.copy(os.path.join(work, dumps[-1]), os.path.join(os.environ["KEEP"], f"cg.{kind}.out"))
         floor, check = results["floor"][0] / n, results["check"][0] / n
         check_hw = (results["check"][0] - results["check"][1]) / n
         print(f"instructions per request ({n} requests each, callgrind):")

@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode};
@@ -101,6 +101,10 @@ struct RequestLog {
 
 impl RequestLog {
     fn authed(&mut self, a: &Authed) {
+        // Only the log line reads the account: no copy when it is off.
+        if !tracing::enabled!(target: "postern::request", tracing::Level::INFO) {
+            return;
+        }
         self.account = Some(if a.kind == crate::protocol::Kind::WebAdmin {
             "admin".into()
         } else {
@@ -216,21 +220,6 @@ async fn route(
             ),
         };
     }
-    if iface.kind == crate::protocol::Kind::WebAccount && mail::is_mail_path(sub) {
-        let query = parts.uri.query();
-        return mail::handle(
-            services,
-            iface,
-            &view,
-            agent,
-            &parts.method,
-            &parts.headers,
-            sub,
-            query,
-            body,
-        )
-        .await;
-    }
     if let Some(function) = sub.strip_prefix("api/") {
         let r = ApiRequest {
             services,
@@ -241,6 +230,21 @@ async fn route(
             function,
         };
         return api_call(&r, &parts.method, body, log).await;
+    }
+    if iface.kind == crate::protocol::Kind::WebAccount && mail::is_mail_path(sub) {
+        let query = parts.uri.query();
+        return Box::pin(mail::handle(
+            services,
+            iface,
+            &view,
+            agent,
+            &parts.method,
+            &parts.headers,
+            sub,
+            query,
+            body,
+        ))
+        .await;
     }
     match services
         .auth
@@ -396,7 +400,7 @@ async fn read_body(
         return Err(too_large());
     }
     // A small body has usually arrived with the head: then no timer is set.
-    let collect = Limited::new(body, limit).collect();
+    let collect = collect_limited(body, limit);
     tokio::pin!(collect);
     let read = match futures_util::FutureExt::now_or_never(&mut collect) {
         Some(read) => read,
@@ -411,8 +415,42 @@ async fn read_body(
         },
     };
     match read {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(ApiError::user("error reading request body")),
+        Ok(b) => Ok(b),
+        Err(BodyError::TooLarge) => Err(too_large()),
+        Err(BodyError::Read) => Err(ApiError::user("error reading request body")),
     }
+}
+
+/// Why [`collect_limited`] gave up.
+enum BodyError {
+    TooLarge,
+    Read,
+}
+
+/// A body's bytes, at most `limit` of them. A body that comes in one piece,
+/// as a small API call's does, is returned as that piece, without a copy.
+async fn collect_limited(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut first = Bytes::new();
+    let mut joined: Option<Vec<u8>> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Read)?.into_data() else {
+            continue; // trailers
+        };
+        total += data.len();
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match &mut joined {
+            Some(v) => v.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut v = Vec::with_capacity(total);
+                v.extend_from_slice(&first);
+                v.extend_from_slice(&data);
+                joined = Some(v);
+            }
+        }
+    }
+    Ok(joined.map_or(first, Bytes::from))
 }

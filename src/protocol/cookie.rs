@@ -12,44 +12,61 @@
 /// `Request.Cookie`: browsers send the cookie of the most specific path first,
 /// so the first well-formed one wins. Pairs with an invalid value are skipped.
 /// Returns the value with one pair of surrounding double quotes removed.
+///
+/// `name` is a cookie name: a token, without `=`, `;`, space or tab.
+///
+/// Every request with a session runs this, so it makes one pass over each
+/// pair and gives up on a pair at its first byte that differs from `name`.
 pub fn find<'a>(headers: &[&'a [u8]], name: &str) -> Option<&'a str> {
-    for h in headers {
-        for part in h.split(|&b| b == b';') {
-            let part = trim(part);
-            let Some(eq) = part.iter().position(|&b| b == b'=') else {
-                continue;
+    let name = name.as_bytes();
+    debug_assert!(!name.iter().any(|b| b"=; \t".contains(b)));
+    for &h in headers {
+        let mut rest = h;
+        loop {
+            let (pair, next) = match rest.iter().position(|&b| b == b';') {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
             };
-            let (n, v) = (trim(&part[..eq]), trim(&part[eq + 1..]));
-            if n != name.as_bytes() {
-                continue;
-            }
-            if let Some(v) = parse_value(v) {
+            if let Some(v) = value_named(pair, name) {
                 return Some(v);
+            }
+            match next {
+                Some(n) => rest = n,
+                None => break,
             }
         }
     }
     None
 }
 
-fn trim(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |i| i + 1);
-    &b[start..end.max(start)]
+/// The value of one `name=value` pair (blanks allowed around both), if the
+/// pair is called `name` and its value is valid.
+fn value_named<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let after = trim_start(pair).strip_prefix(name)?;
+    let v = trim_start(after).strip_prefix(b"=")?;
+    parse_value(trim_end(trim_start(v)))
+}
+
+fn is_blank(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&c| !is_blank(c)).unwrap_or(b.len());
+    &b[start..]
+}
+
+fn trim_end(b: &[u8]) -> &[u8] {
+    let end = b.iter().rposition(|&c| !is_blank(c)).map_or(0, |i| i + 1);
+    &b[..end]
 }
 
 /// A cookie value as Go accepts it: optionally quoted, bytes 0x20..0x7e except
 /// `"`, `;` and `\`.
 fn parse_value(v: &[u8]) -> Option<&str> {
-    let v = if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
-        &v[1..v.len() - 1]
-    } else {
-        v
+    let v = match v {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => v,
     };
     if v.iter()
         .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b';' && b != b'\\')
@@ -272,7 +289,48 @@ mod tests {
         );
     }
 
+    /// The first, plain form of [`find`]: split, trim, compare. Kept as the
+    /// model the one-pass version must agree with.
+    fn find_model<'a>(headers: &[&'a [u8]], name: &str) -> Option<&'a str> {
+        fn trim(b: &[u8]) -> &[u8] {
+            trim_end(trim_start(b))
+        }
+        for h in headers {
+            for part in h.split(|&b| b == b';') {
+                let part = trim(part);
+                let Some(eq) = part.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                if trim(&part[..eq]) != name.as_bytes() {
+                    continue;
+                }
+                if let Some(v) = parse_value(trim(&part[eq + 1..])) {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+
     proptest! {
+        #[test]
+        fn find_agrees_with_model(
+            h in proptest::collection::vec(
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just(b'a'), Just(b'x'), Just(b'='), Just(b';'), Just(b' '),
+                        Just(b'\t'), Just(b'"'), Just(b'\\'), any::<u8>(),
+                    ],
+                    0..40,
+                ),
+                0..4,
+            ),
+            name in "[ax]{0,3}",
+        ) {
+            let hs: Vec<&[u8]> = h.iter().map(|v| v.as_slice()).collect();
+            prop_assert_eq!(find(&hs, &name), find_model(&hs, &name));
+        }
+
         #[test]
         fn escape_roundtrip(s in any::<String>()) {
             let e = query_escape(&s);

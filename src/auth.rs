@@ -34,7 +34,7 @@ use crate::protocol::cookie::{self, Lifetime};
 use crate::protocol::sherpa::{ApiError, Code};
 use crate::protocol::{Interface, Kind, RequestView};
 use crate::ratelimit::RateLimiterHandle;
-use crate::sessions::{Client, SessionError, SessionsHandle};
+use crate::sessions::{Client, Early, EarlySession, SessionError, SessionsHandle};
 use crate::store::codec::AttemptResult;
 use crate::store::{self, Stores};
 use crate::telemetry;
@@ -231,9 +231,12 @@ impl Auth {
             Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; answering without it"),
         }
 
+        // Account sessions are written while the password is verified, so
+        // the durable write does not add to the sign-in's time.
+        let early = (kind != Kind::WebAdmin).then(|| (kind, client(Some(ip), agent)));
         let verified = match username {
             None => self.verify_admin(password).await,
-            Some(u) => self.verify_account(u, password).await,
+            Some(u) => self.verify_account(u, password, early).await,
         };
         let record = |account: &str, login_address: &str, result| {
             self.attempts.record(Attempt {
@@ -248,6 +251,7 @@ impl Auth {
             Ok(Verified::Ok {
                 account,
                 login_address,
+                ..
             }) => record(account, login_address, AttemptResult::Ok),
             Ok(Verified::Disabled {
                 account,
@@ -257,14 +261,16 @@ impl Auth {
             Ok(Verified::BadPassword {
                 account,
                 login_address,
+                ..
             }) => record(account, login_address, AttemptResult::BadPassword),
             Ok(Verified::BadUser) | Err(_) => {}
         }
-        let (account, login_address) = match verified {
+        let (account, login_address, early) = match verified {
             Ok(Verified::Ok {
                 account,
                 login_address,
-            }) => (account, login_address),
+                early,
+            }) => (account, login_address, early),
             Ok(Verified::Disabled { reason, .. }) => {
                 telemetry::auth(kind, "weblogin", "disabled");
                 return Err(ApiError::new(
@@ -272,17 +278,22 @@ impl Auth {
                     login_disabled_message(&reason),
                 ));
             }
-            Ok(v @ (Verified::BadUser | Verified::BadPassword { .. })) => {
-                telemetry::auth(
-                    kind,
-                    "weblogin",
-                    if matches!(v, Verified::BadUser) {
-                        "baduser"
-                    } else {
-                        "badcreds"
-                    },
-                );
+            Ok(Verified::BadUser) => {
+                telemetry::auth(kind, "weblogin", "baduser");
                 tokio::time::sleep(self.bad_auth_delay).await;
+                return Err(ApiError::new(Code::LoginFailed, "invalid credentials"));
+            }
+            Ok(Verified::BadPassword { early, .. }) => {
+                telemetry::auth(kind, "weblogin", "badcreds");
+                // The early session goes during the delay, which hides the
+                // removal's time: a wrong password for an existing account
+                // answers as late as one for an unknown account.
+                let discard = async {
+                    if let Some(e) = early {
+                        e.discard().await;
+                    }
+                };
+                tokio::join!(tokio::time::sleep(self.bad_auth_delay), discard);
                 return Err(ApiError::new(Code::LoginFailed, "invalid credentials"));
             }
             Err(e) => {
@@ -294,13 +305,25 @@ impl Auth {
         telemetry::auth(kind, "weblogin", "ok");
         self.limiter.reset_if_needed(ip);
 
-        let new = match kind {
-            Kind::WebAdmin => self.admin.add().await,
-            _ => {
+        let early = match early {
+            Some(e) => e.finish().await,
+            None => Ok(Early::NotAdded),
+        };
+        let new = match (kind, early) {
+            (Kind::WebAdmin, _) => self.admin.add().await,
+            (_, Ok(Early::Added(new))) => Ok(new),
+            (_, Ok(Early::Gone)) => {
+                return Err(ApiError::new(
+                    Code::LoginFailed,
+                    "sessions of the account were ended during sign-in, sign in again",
+                ));
+            }
+            (_, Ok(Early::NotAdded)) => {
                 self.sessions
                     .add(&account, kind, &login_address, client(Some(ip), agent))
                     .await
             }
+            (_, Err(e)) => Err(e),
         }
         .map_err(|e| {
             tracing::error!(kind = %kind, error = %e, "adding session after login");
@@ -335,19 +358,26 @@ impl Auth {
             Verified::Ok {
                 account: String::new(),
                 login_address: String::new(),
+                early: None,
             }
         } else {
             Verified::BadPassword {
                 account: String::new(),
                 login_address: String::new(),
+                early: None,
             }
         })
     }
 
+    /// Verifies an account's password. With `early` (the kind and client of
+    /// a sign-in), the session is added while the password is hashed; the
+    /// [`EarlySession`] comes back with [`Verified::Ok`] (to finish) or
+    /// [`Verified::BadPassword`] (to discard). Dropped, it is removed.
     async fn verify_account(
         &self,
         username: &str,
         password: &str,
+        early: Option<(Kind, Client)>,
     ) -> Result<Verified, SessionError> {
         let address = store::accounts::normalize_address(username).ok();
         let account = match address.clone() {
@@ -366,6 +396,16 @@ impl Auth {
             self.hasher.verify(password, None).await;
             return Ok(Verified::BadUser);
         };
+        let login_address = address.clone().unwrap_or_default();
+        let early = match (early, &rec.login_disabled) {
+            (Some((kind, client)), None) => {
+                Some(
+                    self.sessions
+                        .add_early(&rec.name, kind, &login_address, client),
+                )
+            }
+            _ => None,
+        };
         if !self
             .hasher
             .verify(password, Some(rec.password.clone()))
@@ -373,7 +413,8 @@ impl Auth {
         {
             return Ok(Verified::BadPassword {
                 account: rec.name,
-                login_address: address.unwrap_or_default(),
+                login_address,
+                early,
             });
         }
         if let Some(reason) = rec.login_disabled {
@@ -385,7 +426,8 @@ impl Auth {
         }
         Ok(Verified::Ok {
             account: rec.name,
-            login_address: address.unwrap_or_default(),
+            login_address,
+            early,
         })
     }
 
@@ -420,6 +462,8 @@ enum Verified {
     Ok {
         account: String,
         login_address: String,
+        /// The session added while the password was verified, if any.
+        early: Option<EarlySession>,
     },
     Disabled {
         account: String,
@@ -430,5 +474,7 @@ enum Verified {
     BadPassword {
         account: String,
         login_address: String,
+        /// The session added while the password was verified, to discard.
+        early: Option<EarlySession>,
     },
 }

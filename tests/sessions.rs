@@ -394,3 +394,38 @@ async fn idle_account_actors_stop_and_come_back_transparently() {
     );
     t.stop().await;
 }
+
+#[tokio::test]
+async fn failed_sign_ins_leave_no_session_even_after_a_restart() {
+    // A sign-in writes its session while the password is verified; a wrong
+    // password must remove it again, durably.
+    let t = TestApp::start().await;
+    let mut first = t.browser();
+    first.login_account().await;
+    for _ in 0..3 {
+        let r = t
+            .browser()
+            .login("/account/", Some(DEMO_ADDRESS), "wrong password")
+            .await;
+        assert_eq!(r.error_code().as_deref(), Some("user:loginFailed"));
+    }
+    let listed = |r: Resp| r.result().as_array().expect("list").len();
+    assert_eq!(
+        listed(first.api("/account/", "Sessions", json!([])).await),
+        1
+    );
+    let t = t.restart().await;
+    first.addr = t.addr;
+    assert_eq!(
+        listed(first.api("/account/", "Sessions", json!([])).await),
+        1,
+        "no session of a failed sign-in came back from the disk"
+    );
+    let mut second = t.browser();
+    second.login_account().await;
+    assert_eq!(
+        listed(second.api("/account/", "Sessions", json!([])).await),
+        2
+    );
+    t.stop().await;
+}

@@ -148,6 +148,7 @@ impl Actor for AccountSessionActor {
             SessionMsg::Touch { .. }
                 | SessionMsg::Account { .. }
                 | SessionMsg::List { .. }
+                | SessionMsg::EndEarly { .. }
                 | SessionMsg::TakeDirty { .. }
                 | SessionMsg::Redirty { .. }
         );
@@ -186,8 +187,13 @@ impl AccountSessionActor {
                 kind,
                 login_address,
                 client,
+                early,
                 reply,
             } => {
+                if early && !state.args.sessions.has_room(now) {
+                    let _ = reply.send(Ok(false));
+                    return Ok(());
+                }
                 let id = match random_id() {
                     Ok(id) => id,
                     Err(_) => {
@@ -211,12 +217,19 @@ impl AccountSessionActor {
                 match res {
                     Ok(()) => {
                         state.args.sessions.insert(&evicted, token, &rec);
-                        let _ = reply.send(Ok(()));
+                        if early {
+                            state.args.sessions.mark_early(token);
+                        }
+                        let _ = reply.send(Ok(true));
                     }
                     Err(e) => return fail(reply, e),
                 }
             }
+            SessionMsg::EndEarly { token, reply } => {
+                let _ = reply.send(state.args.sessions.end_early(&token));
+            }
             SessionMsg::Remove { token, reply } => {
+                state.args.sessions.end_early(&token);
                 let found = state.args.sessions.contains(&token).then_some(token);
                 return remove_one(state, found, reply).await;
             }

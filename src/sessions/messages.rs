@@ -29,7 +29,10 @@ pub enum SessionMsg {
         /// The answer.
         reply: RpcReplyPort<AccountRecord>,
     },
-    /// Add a session; answered after it is durable.
+    /// Add a session; answered after it is durable, with whether it was
+    /// added. An early add (made while the sign-in's password is still being
+    /// verified) is refused rather than evict a live session, and stays out
+    /// of listings until `EndEarly`.
     Add {
         /// Hash of the new session token.
         token: TokenHash,
@@ -41,8 +44,18 @@ pub enum SessionMsg {
         login_address: String,
         /// Who signed in.
         client: Client,
+        /// Whether this is an early add.
+        early: bool,
         /// The answer.
-        reply: RpcReplyPort<Result<(), SessionError>>,
+        reply: RpcReplyPort<Result<bool, SessionError>>,
+    },
+    /// The sign-in of an early-added session succeeded: list it from now
+    /// on. Replies whether the session is still held (memory only).
+    EndEarly {
+        /// Hash of the session token.
+        token: TokenHash,
+        /// The answer.
+        reply: RpcReplyPort<bool>,
     },
     /// Remove one session (logout); answered after it is durable. Replies
     /// whether the session existed.

@@ -89,6 +89,110 @@ pub struct NewSession {
     pub csrf: Token,
 }
 
+/// A session added while its sign-in's password is still being verified
+/// (docs/architecture.md, "Early session write"). Its token has not been handed
+/// to anyone. [`EarlySession::finish`] after the password verified makes it
+/// an ordinary session; dropping it instead (wrong password, disabled
+/// account, or the request given up) removes it in the background.
+pub struct EarlySession {
+    sessions: SessionsHandle,
+    account: String,
+    state: EarlyState,
+}
+
+enum EarlyState {
+    Adding(tokio::task::JoinHandle<Result<Option<NewSession>, SessionError>>),
+    Added(NewSession),
+    Done,
+}
+
+/// How an early session's sign-in ends.
+#[derive(Debug)]
+pub enum Early {
+    /// The session is held and durable: hand out its tokens.
+    Added(NewSession),
+    /// It could not be added early (the account is full of live sessions,
+    /// or the add failed): add it the ordinary way.
+    NotAdded,
+    /// It was removed while the password was verified (password change,
+    /// "sign out everywhere", account removed): the sign-in must not
+    /// succeed on what was true before.
+    Gone,
+}
+
+impl EarlySession {
+    /// Waits for the add to finish, keeping the outcome in `self` (so a
+    /// drop at any point still removes what was added).
+    async fn settle(&mut self) {
+        if let EarlyState::Adding(add) = &mut self.state {
+            let added = add.await;
+            self.state = match added {
+                Ok(Ok(Some(new))) => EarlyState::Added(new),
+                Ok(Ok(None) | Err(_)) | Err(_) => EarlyState::Done,
+            };
+        }
+    }
+
+    /// Called once the password verified. Cancel-safe: dropped midway, the
+    /// session is removed.
+    pub async fn finish(mut self) -> Result<Early, SessionError> {
+        self.settle().await;
+        let EarlyState::Added(new) = &self.state else {
+            return Ok(Early::NotAdded);
+        };
+        let token = new.token.hash();
+        let held = self
+            .sessions
+            .call(&self.account, |reply| SessionMsg::EndEarly { token, reply })
+            .await?;
+        Ok(match std::mem::replace(&mut self.state, EarlyState::Done) {
+            EarlyState::Added(new) if held => Early::Added(new),
+            _ => Early::Gone,
+        })
+    }
+
+    /// Removes the session: the sign-in failed. Durable when this returns
+    /// (if the removal fails, dropping tries once more in the background).
+    pub async fn discard(mut self) {
+        self.settle().await;
+        let EarlyState::Added(new) = &self.state else {
+            return;
+        };
+        match self.sessions.remove(&self.account, &new.token).await {
+            Ok(_) => self.state = EarlyState::Done,
+            Err(e) => {
+                tracing::warn!(error = %e, "removing an early session after a failed sign-in")
+            }
+        }
+    }
+}
+
+impl Drop for EarlySession {
+    fn drop(&mut self) {
+        let state = std::mem::replace(&mut self.state, EarlyState::Done);
+        if matches!(state, EarlyState::Done) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return; // runtime gone: the session stays, unheld, until it expires
+        };
+        let (sessions, account) = (self.sessions.clone(), std::mem::take(&mut self.account));
+        rt.spawn(async move {
+            let new = match state {
+                EarlyState::Adding(add) => match add.await {
+                    Ok(Ok(Some(new))) => new,
+                    _ => return,
+                },
+                EarlyState::Added(new) => new,
+                EarlyState::Done => return,
+            };
+            if let Err(e) = sessions.remove(&account, &new.token).await {
+                tracing::warn!(error = %e, "removing an early session after a failed sign-in");
+            }
+        });
+    }
+}
+
 /// Tunables of the session actors.
 #[derive(Debug, Clone, Copy)]
 pub struct ActorTiming {
@@ -338,21 +442,62 @@ impl SessionsHandle {
         login_address: &str,
         client: Client,
     ) -> Result<NewSession, SessionError> {
+        // Only an early add may be refused.
+        self.add_session(account, kind, login_address, client, false)
+            .await?
+            .ok_or(SessionError::Unavailable)
+    }
+
+    /// Adds a session, early or not; `None` if an early add was refused.
+    async fn add_session(
+        &self,
+        account: &str,
+        kind: Kind,
+        login_address: &str,
+        client: Client,
+        early: bool,
+    ) -> Result<Option<NewSession>, SessionError> {
         let new = NewSession {
             token: Token::generate()?,
             csrf: Token::generate()?,
         };
         let (token, csrf) = (new.token.hash(), new.csrf.hash());
-        self.call(account, |reply| SessionMsg::Add {
-            token,
-            csrf,
-            kind,
-            login_address: login_address.to_string(),
-            client: client.clone(),
-            reply,
-        })
-        .await??;
-        Ok(new)
+        let added = self
+            .call(account, |reply| SessionMsg::Add {
+                token,
+                csrf,
+                kind,
+                login_address: login_address.to_string(),
+                client: client.clone(),
+                early,
+                reply,
+            })
+            .await??;
+        Ok(added.then_some(new))
+    }
+
+    /// Starts adding a session for a sign-in whose password is still being
+    /// verified, so the durable write overlaps the hashing. See
+    /// [`EarlySession`].
+    pub fn add_early(
+        &self,
+        account: &str,
+        kind: Kind,
+        login_address: &str,
+        client: Client,
+    ) -> EarlySession {
+        let (handle, name, address) =
+            (self.clone(), account.to_string(), login_address.to_string());
+        let add = tokio::spawn(async move {
+            handle
+                .add_session(&name, kind, &address, client, true)
+                .await
+        });
+        EarlySession {
+            sessions: self.clone(),
+            account: account.to_string(),
+            state: EarlyState::Adding(add),
+        }
     }
 
     /// Removes a session (logout), durable when this returns. Whether it existed.
@@ -529,3 +674,7 @@ impl SessionsHandle {
         self.0.supervisor.get_cell()
     }
 }
+
+#[cfg(test)]
+#[path = "early_tests.rs"]
+mod early_tests;

@@ -305,6 +305,11 @@ pub struct AccountSessions {
     published: Published,
     dirty: HashSet<TokenHash>,
     strings: HashSet<Arc<str>>,
+    /// Sessions added early, while their sign-in's password is still being
+    /// verified (docs/architecture.md, "Early session write"): held and durable,
+    /// but left out of listings until confirmed. Nobody holds their token
+    /// yet, so no check can use them.
+    early: Vec<TokenHash>,
 }
 
 impl AccountSessions {
@@ -353,6 +358,7 @@ impl AccountSessions {
             view,
             dirty: HashSet::new(),
             strings,
+            early: Vec::new(),
         }
     }
 
@@ -491,6 +497,31 @@ impl AccountSessions {
         )
     }
 
+    /// Whether a session fits without evicting one that is still live: an
+    /// early add must not push out a session someone holds.
+    pub fn has_room(&self, now: UnixMillis) -> bool {
+        let live = self
+            .view
+            .sessions
+            .iter()
+            .filter(|(_, s)| !self.view.expired(s, now))
+            .count();
+        live < self.policy.cap
+    }
+
+    /// Marks a just inserted session as early: held but not listed.
+    pub fn mark_early(&mut self, token: TokenHash) {
+        self.early.push(token);
+    }
+
+    /// Ends a session's early state (its sign-in finished either way).
+    /// Whether the session is still held: a password change, "sign out
+    /// everywhere" or the account's removal may have removed it meanwhile.
+    pub fn end_early(&mut self, token: &TokenHash) -> bool {
+        self.early.retain(|h| h != token);
+        self.contains(token)
+    }
+
     /// A new session's stored record.
     pub fn new_record(
         &self,
@@ -614,7 +645,7 @@ impl AccountSessions {
             .view
             .sessions
             .iter()
-            .filter(|(_, s)| !self.view.expired(s, now))
+            .filter(|(h, s)| !self.view.expired(s, now) && !self.early.contains(h))
             .map(|(h, s)| {
                 let l = Listed {
                     id: s.id,
@@ -641,7 +672,7 @@ impl AccountSessions {
         self.view
             .sessions
             .iter()
-            .find(|(_, s)| s.id == id)
+            .find(|(h, s)| s.id == id && !self.early.contains(h))
             .map(|(h, _)| *h)
     }
 

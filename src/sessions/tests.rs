@@ -419,3 +419,43 @@ fn csrf_held_as_a_16_byte_prefix() {
     );
     assert!(expiry_then_csrf(false, Some(Some(h(1))), &h(1).0).is_ok());
 }
+
+#[test]
+fn early_sessions_are_unlisted_until_ended_and_never_evict_live_ones() {
+    let mut s = AccountSessions::new(account(), vec![], Policy::default());
+    add(&mut s, 1, 0);
+    assert!(s.has_room(0));
+    add(&mut s, 2, 10);
+    s.mark_early(h(2));
+    // Held (its token is nobody's yet), but neither listed nor revocable.
+    assert!(s.contains(&h(2)));
+    let ids = |s: &AccountSessions| {
+        s.listing(20, None)
+            .iter()
+            .map(|(_, l)| l.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&s), vec![1]);
+    assert_eq!(s.find_id(2), None);
+    assert!(s.end_early(&h(2)), "still held");
+    assert_eq!(ids(&s), vec![1, 2]);
+    assert_eq!(s.find_id(2), Some(h(2)));
+
+    // Ended after it was removed meanwhile (e.g. a password change).
+    add(&mut s, 3, 30);
+    s.mark_early(h(3));
+    s.remove_all_except(Some(h(1)));
+    assert!(!s.end_early(&h(3)));
+    assert_eq!(ids(&s), vec![1]);
+
+    // Room counts live sessions only: full of live ones, none; once they
+    // have expired, an early add would only evict expired ones.
+    let mut full = AccountSessions::new(account(), vec![], Policy::default());
+    for i in 0..100 {
+        add(&mut full, i, i as i64);
+    }
+    assert!(!full.has_room(200));
+    assert!(full.has_room(25 * HOUR));
+    full.remove(&h(0));
+    assert!(full.has_room(200));
+}

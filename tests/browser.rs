@@ -93,11 +93,29 @@ impl Driver {
             });
         }
         caps.insert("goog:chromeOptions".into(), options);
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("new browser session")
+        // chromedriver, busy starting other browsers on a loaded machine, now
+        // and then resets the connection of a new-session request; that is
+        // the test harness's transport, so it is retried. Any answer from
+        // the WebDriver server (a refused session included) is not.
+        let mut attempt = 0;
+        loop {
+            let r = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&self.url)
+                .await;
+            match r {
+                Ok(c) => return c,
+                Err(
+                    e @ (fantoccini::error::NewSessionError::FailedC(_)
+                    | fantoccini::error::NewSessionError::Lost(_)),
+                ) if attempt < 3 => {
+                    attempt += 1;
+                    eprintln!("new browser session, attempt {attempt} failed: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("new browser session: {e:?}"),
+            }
+        }
     }
 }
 
@@ -166,17 +184,35 @@ async fn click(c: &Client, css: &str) {
 
 /// Waits until the element's text satisfies `f`.
 async fn wait_text(c: &Client, css: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
+    wait_text_within(c, css, what, f, WAIT, Duration::from_millis(50)).await
+}
+
+/// Polls the text of `css` every `every` until `f` accepts it; fails after
+/// `within`, with the last text seen.
+async fn wait_text_within(
+    c: &Client,
+    css: &str,
+    what: &str,
+    f: impl Fn(&str) -> bool,
+    within: Duration,
+    every: Duration,
+) -> String {
+    let deadline = std::time::Instant::now() + within;
+    let mut last = None;
     loop {
         if let Ok(el) = c.find(Locator::Css(css)).await {
             if let Ok(t) = el.text().await {
                 if f(&t) {
                     return t;
                 }
+                last = Some(t);
             }
         }
-        assert!(std::time::Instant::now() < deadline, "{css}: never {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css}: never {what}; last text: {last:?}"
+        );
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -734,18 +770,15 @@ async fn an_expired_session_says_so() {
 
 /// Like [`wait_text`], for things that take longer (imports).
 async fn wait_text_long(c: &Client, css: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Ok(el) = c.find(Locator::Css(css)).await {
-            if let Ok(t) = el.text().await {
-                if f(&t) {
-                    return t;
-                }
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "{css}: never {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_text_within(
+        c,
+        css,
+        what,
+        f,
+        Duration::from_secs(180),
+        Duration::from_millis(100),
+    )
+    .await
 }
 
 /// Waits for a finished download whose name ends with `suffix`.

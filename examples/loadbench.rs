@@ -10,7 +10,8 @@
 //!    check p99 while sign-ins run,
 //! 4. a forged-cookie flood: good-session p99, server memory and threads,
 //! 5. sessions at scale: N accounts × 100 sessions written to the database,
-//!    resident memory per held session, cold first-use latency, restart time,
+//!    resident memory per held session, cold first-use latency, restart time;
+//!    then N accounts × 1 session: resident memory per live account,
 //! 6. mail import and export over HTTP ([`mail`]): throughput, peak RSS during
 //!    a 1 GiB import, other accounts' sign-in and session-check latency
 //!    during large imports.
@@ -431,7 +432,8 @@ async fn main() {
         return;
     }
     if o.only_scale {
-        sessions_at_scale(o.quick, &bin, o.server_cpu, &mut report).await;
+        sessions_at_scale(o.quick, 100, &bin, o.server_cpu, &mut report).await;
+        sessions_at_scale(o.quick, 1, &bin, o.server_cpu, &mut report).await;
         write_report(&o.out, report);
         return;
     }
@@ -668,24 +670,25 @@ async fn main() {
     stop_server(server);
 
     // 5. sessions at scale
-    sessions_at_scale(o.quick, &bin, o.server_cpu, &mut report).await;
+    sessions_at_scale(o.quick, 100, &bin, o.server_cpu, &mut report).await;
+    sessions_at_scale(o.quick, 1, &bin, o.server_cpu, &mut report).await;
 
     // 6. mail import and export
     mail::run(o.quick, &bin, o.server_cpu, &mut report).await;
     write_report(&o.out, report);
 }
 
-/// Section 5, sessions at scale: N accounts × 100 sessions written to a
-/// fresh data directory; resident memory per held session, cold first use,
-/// restart.
+/// Section 5, sessions at scale: N accounts × `per` sessions written to a
+/// fresh data directory; resident memory per held session (per live
+/// account when `per` is 1), cold first use, restart.
 async fn sessions_at_scale(
     quick: bool,
+    per: usize,
     bin: &Path,
     server_cpu: Option<usize>,
     report: &mut serde_json::Map<String, Value>,
 ) {
     let scale_accounts = if quick { 1000 } else { 10_000 };
-    let per = 100;
     let dir2 = tempfile::tempdir().expect("tempdir");
     let mut touch = Vec::with_capacity(scale_accounts);
     {
@@ -768,8 +771,10 @@ async fn sessions_at_scale(
     let rss1 = rss_kib(pid);
     let sessions = (scale_accounts * per) as f64;
     let per_session = (rss1.saturating_sub(rss0) as f64 * 1024.0) / sessions;
+    // With one session per account, the figure is what a live account costs.
+    let unit = if per == 1 { "account" } else { "session" };
     println!(
-        "sessions at scale: {scale_accounts} accounts x {per}: RSS {rss0} -> {rss1} KiB = {per_session:.0} B/session; cold first use p50 {:.3} ms p99 {:.3} ms",
+        "sessions at scale: {scale_accounts} accounts x {per}: RSS {rss0} -> {rss1} KiB = {per_session:.0} B/{unit}; cold first use p50 {:.3} ms p99 {:.3} ms",
         cold.value_at_quantile(0.5) as f64 / 1000.0,
         cold.value_at_quantile(0.99) as f64 / 1000.0
     );
@@ -782,8 +787,13 @@ async fn sessions_at_scale(
         restart.as_secs_f64() * 1e3
     );
     stop_server(server);
+    let key = if per == 1 {
+        "accounts_at_scale"
+    } else {
+        "sessions_at_scale"
+    };
     report.insert(
-        "sessions_at_scale".into(),
+        key.into(),
         json!({"accounts": scale_accounts, "sessions_per_account": per, "rss_kib_before": rss0, "rss_kib_after": rss1,
                "bytes_per_session": per_session.round(), "cold_first_use_p50_ms": cold.value_at_quantile(0.5) as f64 / 1000.0,
                "cold_first_use_p99_ms": cold.value_at_quantile(0.99) as f64 / 1000.0,

@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use redb::Database;
 use tokio::time::Instant;
@@ -46,9 +45,8 @@ pub struct AccountSessionArgs {
     pub clock: Arc<dyn Clock>,
     /// The directory that points at this actor, to unlist itself on stop.
     pub directory: Arc<Directory>,
-    /// How often pending extensions are written (at most 5 minutes).
-    pub tick: Duration,
-    /// Stop after this long without messages.
+    /// Stop after this long without messages (checked on each `Tick`,
+    /// which the handle's ticker sends to every live actor).
     pub idle_stop: Duration,
 }
 
@@ -56,7 +54,6 @@ pub struct AccountSessionArgs {
 pub struct AccountSessionState {
     args: AccountSessionArgs,
     last_activity: Instant,
-    timer: Option<JoinHandle<()>>,
     /// Sessions counted in the `postern_sessions` gauge: (webaccount, webmail).
     reported: (u64, u64),
 }
@@ -96,17 +93,15 @@ impl Actor for AccountSessionActor {
         Ok(AccountSessionState {
             args,
             last_activity: Instant::now(),
-            timer: None,
             reported: (0, 0),
         })
     }
 
     async fn post_start(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.timer = Some(myself.send_interval(state.args.tick, || SessionMsg::Tick));
         report_sessions(state);
         Ok(())
     }
@@ -120,9 +115,6 @@ impl Actor for AccountSessionActor {
         crate::telemetry::sessions_delta(crate::protocol::Kind::WebAccount, state.reported.0, 0);
         crate::telemetry::sessions_delta(crate::protocol::Kind::WebMail, state.reported.1, 0);
         state.reported = (0, 0);
-        if let Some(t) = state.timer.take() {
-            t.abort();
-        }
         state
             .args
             .directory
@@ -130,7 +122,7 @@ impl Actor for AccountSessionActor {
         // Best effort: Tick and Flush already wrote; this catches the rest on a
         // clean stop.
         if state.args.sessions.has_dirty() {
-            let _ = flush(state).await;
+            let _ = Box::pin(flush(state)).await;
         }
         Ok(())
     }
@@ -152,7 +144,10 @@ impl Actor for AccountSessionActor {
                 | SessionMsg::TakeDirty { .. }
                 | SessionMsg::Redirty { .. }
         );
-        let res = self.handle_msg(myself, msg, state).await;
+        // Boxed: the actor's task holds this future inline otherwise, sized
+        // for the largest message's handling, for as long as the actor
+        // lives (docs/sessions-memory.md, per-account overhead).
+        let res = Box::pin(self.handle_msg(myself, msg, state)).await;
         if may_change {
             report_sessions(state);
         }

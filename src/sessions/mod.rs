@@ -295,8 +295,10 @@ impl SessionsHandle {
             flusher: std::sync::Mutex::new(None),
         }));
         // Every tick, the extensions of all active accounts are written in
-        // one transaction (one commit, not one per account). The task holds
-        // a weak reference, so it never keeps the stores open.
+        // one transaction (one commit, not one per account), then every live
+        // actor gets its `Tick` (expiry sweep, idle stop): one timer for all
+        // accounts instead of a timer task each (docs/sessions-memory.md).
+        // The task holds a weak reference, so it never keeps the stores open.
         let weak = Arc::downgrade(&h.0);
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(timing.tick);
@@ -305,8 +307,12 @@ impl SessionsHandle {
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                if let Err(e) = SessionsHandle(inner).flush_all().await {
+                let h = SessionsHandle(inner);
+                if let Err(e) = h.flush_all().await {
                     tracing::error!(error = %e, "writing session extensions failed; retried next tick");
+                }
+                for a in h.0.directory.actors() {
+                    let _ = a.cast(SessionMsg::Tick);
                 }
             }
         });
@@ -344,7 +350,6 @@ impl SessionsHandle {
                     db: self.0.db.clone(),
                     clock: self.0.clock.clone(),
                     directory: self.0.directory.clone(),
-                    tick: self.0.timing.tick,
                     idle_stop: self.0.timing.idle_stop,
                 };
                 let (a, _) = Actor::spawn_linked(

@@ -17,7 +17,6 @@
 //!
 //! Never: is bypassed: no other module serializes records.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
@@ -115,7 +114,113 @@ pub struct AccountRecord {
     pub created: UnixMillis,
     /// Destination of each login address, keyed by address (the same set of
     /// keys as `addresses`).
-    pub destinations: BTreeMap<String, Destination>,
+    pub destinations: Destinations,
+}
+
+/// The destinations of an account's login addresses, sorted by address.
+/// An exactly sized sorted vector rather than a `BTreeMap`, whose first node
+/// alone takes ~1 KB, for the one or two addresses an account usually has:
+/// every live account's record is held in memory (docs/sessions-memory.md).
+/// Encoded as a map, byte for byte as the `BTreeMap` was.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Destinations(Vec<(String, Destination)>);
+
+impl Destinations {
+    /// The destination of `address`, if one is stored.
+    pub fn get(&self, address: &str) -> Option<&Destination> {
+        self.find(address).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Sets the destination of `address`.
+    pub fn insert(&mut self, address: String, d: Destination) {
+        match self.find(&address) {
+            Ok(i) => self.0[i].1 = d,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (address, d));
+            }
+        }
+    }
+
+    /// Removes the destination of `address`.
+    pub fn remove(&mut self, address: &str) {
+        if let Ok(i) = self.find(address) {
+            self.0.remove(i);
+            self.0.shrink_to_fit();
+        }
+    }
+
+    /// Number of destinations.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The destinations, by address.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Destination)> {
+        self.0.iter().map(|(a, d)| (a.as_str(), d))
+    }
+
+    fn find(&self, address: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(a, _)| a.as_str().cmp(address))
+    }
+}
+
+impl FromIterator<(String, Destination)> for Destinations {
+    /// Later entries for the same address win, as with a map.
+    fn from_iter<I: IntoIterator<Item = (String, Destination)>>(iter: I) -> Self {
+        let mut v: Vec<(String, Destination)> = iter.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys keep their order
+        v.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        v.shrink_to_fit();
+        Destinations(v)
+    }
+}
+
+impl<const N: usize> From<[(String, Destination); N]> for Destinations {
+    fn from(a: [(String, Destination); N]) -> Self {
+        a.into_iter().collect()
+    }
+}
+
+impl Serialize for Destinations {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(a, d)| (a, d)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Destinations {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Destinations;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of address to destination")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Destinations, A::Error> {
+                // The size hint comes from the input: bounded, not trusted.
+                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(0).min(64));
+                while let Some(e) = m.next_entry::<String, Destination>()? {
+                    v.push(e);
+                }
+                Ok(v.into_iter().collect())
+            }
+        }
+        d.deserialize_map(Entries)
+    }
 }
 
 impl AccountRecord {
@@ -319,6 +424,47 @@ fn decode_body<T: DeserializeOwned>(rest: &[u8]) -> Result<T, StoreError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn dest(mailbox: &str) -> Destination {
+        Destination {
+            mailbox: mailbox.into(),
+            ..Destination::default()
+        }
+    }
+
+    proptest! {
+        /// `Destinations` encodes exactly as the `BTreeMap` it replaced and
+        /// behaves like one: sorted, later entries for an address win.
+        #[test]
+        fn destinations_match_a_btreemap(
+            entries in proptest::collection::vec(("[a-d]{1,2}", "[A-Z]{0,3}"), 0..12),
+            remove in "[a-d]{1,2}",
+        ) {
+            let pairs: Vec<(String, Destination)> =
+                entries.iter().map(|(a, m)| (a.clone(), dest(m))).collect();
+            let mut map: BTreeMap<String, Destination> = pairs.iter().cloned().collect();
+            let mut ours: Destinations = pairs.iter().cloned().collect();
+            let cfg = bincode::config::standard();
+            prop_assert_eq!(
+                bincode::serde::encode_to_vec(&ours, cfg).expect("encode"),
+                bincode::serde::encode_to_vec(&map, cfg).expect("encode")
+            );
+            ours.insert("c".into(), dest("X"));
+            map.insert("c".into(), dest("X"));
+            ours.remove(&remove);
+            map.remove(&remove);
+            prop_assert_eq!(ours.len(), map.len());
+            prop_assert!(ours.iter().map(|(a, d)| (a.to_string(), d.clone())).eq(map.clone()));
+            for (a, d) in &map {
+                prop_assert_eq!(ours.get(a), Some(d));
+            }
+            let enc = bincode::serde::encode_to_vec(&map, cfg).expect("encode");
+            let (back, _): (Destinations, usize) =
+                bincode::serde::decode_from_slice(&enc, cfg).expect("decode");
+            prop_assert_eq!(back, ours);
+        }
+    }
 
     fn session() -> SessionRecord {
         SessionRecord {

@@ -18,7 +18,7 @@
 //!
 //! Options: `--quick` (shorter runs, 1,000 accounts at scale, a 100 MiB
 //! import instead of 1 GiB), `--only mail` (section 6 alone), `--only scale`
-//! (section 5 alone),
+//! (section 5 alone), `--only check` (sections 1 and 2 alone),
 //! `--out FILE` (JSON; default bench-results/<unix time>.json),
 //! `--server-cpu N` (pin the server with taskset).
 
@@ -51,6 +51,7 @@ struct Opts {
     quick: bool,
     only_mail: bool,
     only_scale: bool,
+    only_check: bool,
     out: PathBuf,
     server_cpu: Option<usize>,
 }
@@ -60,6 +61,7 @@ fn parse_args() -> Opts {
         quick: false,
         only_mail: false,
         only_scale: false,
+        only_check: false,
         out: PathBuf::from(format!(
             "bench-results/{}.json",
             std::time::SystemTime::now()
@@ -75,7 +77,8 @@ fn parse_args() -> Opts {
             "--only" => match args.next().as_deref() {
                 Some("mail") => o.only_mail = true,
                 Some("scale") => o.only_scale = true,
-                other => panic!("--only takes a section name (mail, scale), not {other:?}"),
+                Some("check") => o.only_check = true,
+                other => panic!("--only takes a section name (check, mail, scale), not {other:?}"),
             },
             "--out" => o.out = PathBuf::from(args.next().expect("--out FILE")),
             "--server-cpu" => o.server_cpu = args.next().and_then(|v| v.parse().ok()),
@@ -527,6 +530,11 @@ async fn main() {
         "ratio_check64_over_floor64".into(),
         json!((check64 / floor64 * 1000.0).round() / 1000.0),
     );
+    if o.only_check {
+        stop_server(server);
+        write_report(&o.out, report);
+        return;
+    }
 
     // 3. sign-in
     let mut signin = serde_json::Map::new();

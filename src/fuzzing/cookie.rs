@@ -60,7 +60,7 @@ pub fn cookie(data: &[u8]) {
     for kind in Kind::ALL {
         for ip in [None, Some(IpAddr::V4(Ipv4Addr::LOCALHOST))] {
             let view = RequestView {
-                cookie_headers: headers.clone(),
+                cookie_headers: headers.iter().copied().collect(),
                 csrf_header,
                 client_ip: ip,
                 https: false,

@@ -172,7 +172,7 @@ mod tests {
         ip: Option<IpAddr>,
     ) -> RequestView<'a> {
         RequestView {
-            cookie_headers: cookies,
+            cookie_headers: cookies.into(),
             csrf_header: csrf,
             client_ip: ip,
             https: false,

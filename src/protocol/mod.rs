@@ -157,12 +157,68 @@ fn secure_name(plain: &'static str) -> &'static str {
     }
 }
 
+/// The `Cookie` header values of a request, in order, as a slice: up to two
+/// are held inline (every HTTP/1.1 browser request), more on the heap.
+#[derive(Debug, Clone)]
+pub enum CookieHeaders<'a> {
+    /// The first `n` of the array.
+    Inline([&'a [u8]; 2], u8),
+    /// Three or more.
+    Heap(Vec<&'a [u8]>),
+}
+
+impl Default for CookieHeaders<'_> {
+    fn default() -> Self {
+        CookieHeaders::Inline([&[]; 2], 0)
+    }
+}
+
+impl<'a> std::ops::Deref for CookieHeaders<'a> {
+    type Target = [&'a [u8]];
+    fn deref(&self) -> &Self::Target {
+        match self {
+            CookieHeaders::Inline(a, n) => &a[..usize::from(*n)],
+            CookieHeaders::Heap(v) => v,
+        }
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for CookieHeaders<'a> {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> Self {
+        let mut it = iter.into_iter();
+        let mut a: [&'a [u8]; 2] = [&[]; 2];
+        for (n, slot) in a.iter_mut().enumerate() {
+            match it.next() {
+                Some(v) => *slot = v,
+                // n < 2: fits in u8
+                None => return CookieHeaders::Inline(a, n as u8),
+            }
+        }
+        match it.next() {
+            None => CookieHeaders::Inline(a, 2),
+            Some(third) => {
+                let mut v = Vec::from(a);
+                v.push(third);
+                v.extend(it);
+                CookieHeaders::Heap(v)
+            }
+        }
+    }
+}
+
+impl<'a> From<Vec<&'a [u8]>> for CookieHeaders<'a> {
+    fn from(v: Vec<&'a [u8]>) -> Self {
+        v.into_iter().collect()
+    }
+}
+
 /// What the protocol needs to know about a request. Built by the HTTP layer;
-/// borrowed, so building it costs no allocation.
+/// borrowed, so building it costs no allocation (up to two `Cookie` headers,
+/// which covers every browser request over HTTP/1.1).
 #[derive(Debug, Clone)]
 pub struct RequestView<'a> {
     /// Every `Cookie` header value, in order (HTTP/2 may split them).
-    pub cookie_headers: Vec<&'a [u8]>,
+    pub cookie_headers: CookieHeaders<'a>,
     /// The `x-mox-csrf` header, if present.
     pub csrf_header: Option<&'a [u8]>,
     /// The client's address as far as we can tell; `None` when it cannot be
@@ -177,6 +233,17 @@ pub struct RequestView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_headers_keep_order_inline_and_on_the_heap() {
+        let values: [&[u8]; 5] = [b"a=1", b"b=2", b"c=3", b"d=4", b"e=5"];
+        for n in 0..=values.len() {
+            let h: CookieHeaders = values[..n].iter().copied().collect();
+            assert_eq!(&h[..], &values[..n], "{n} headers");
+            assert_eq!(matches!(h, CookieHeaders::Inline(..)), n <= 2, "{n}");
+        }
+        assert!(CookieHeaders::default().is_empty());
+    }
 
     #[test]
     fn secure_prefix_only_over_https_and_when_configured() {

@@ -29,6 +29,7 @@
 //! authenticated (except sign-in calls) or without a size bound.
 
 pub mod client;
+pub mod drain;
 pub mod mail;
 pub mod metrics;
 pub mod pages;

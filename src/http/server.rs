@@ -30,11 +30,11 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+use super::drain::Drain;
 use super::response::Body;
 
 /// Connection limits of one listener.
@@ -115,7 +115,7 @@ async fn serve_inner<F, Fut>(
     F: Fn(SocketAddr, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     loop {
@@ -142,17 +142,17 @@ async fn serve_inner<F, Fut>(
             async move { Ok::<_, Infallible>(fut.await) }
         });
         let Some(tls) = &tls else {
-            let conn = graceful
-                .watch(http1_builder(&opts).serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
+            let conn =
+                drain.watch(http1_builder(&opts).serve_connection(TokioIo::new(stream), service));
+            drain.spawn(async move {
                 let _ = conn.await;
                 drop(permit);
             });
             continue;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let watcher = drain.watcher();
+        drain.spawn(async move {
             let stream =
                 match tokio::time::timeout(opts.header_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
@@ -184,10 +184,7 @@ async fn serve_inner<F, Fut>(
         });
     }
     drop(listener);
-    if tokio::time::timeout(opts.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if !drain.shutdown(opts.grace).await {
         tracing::warn!("connections still open after the shutdown grace period");
     }
 }

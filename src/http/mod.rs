@@ -44,7 +44,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use self::response::Body;
@@ -53,7 +53,7 @@ use crate::app::Services;
 use crate::auth::{Authed, Refused};
 use crate::protocol::check::Csrf;
 use crate::protocol::sherpa::{self, ApiError, Code};
-use crate::protocol::{Interface, RequestView};
+use crate::protocol::{CookieHeaders, Interface, RequestView};
 
 /// What a listener serves and how it is reached.
 #[derive(Debug)]
@@ -119,6 +119,45 @@ const X_MOX_CSRF: header::HeaderName = header::HeaderName::from_static("x-mox-cs
 /// The browser's fetch-metadata header read by the cross-site refusal.
 const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
 
+/// The request headers postern reads, taken in one pass over the map. A
+/// look-up hashes the name each time; a browser's request has few headers,
+/// so one pass costs less than the six look-ups it replaces.
+#[derive(Debug, Default)]
+struct Heads<'a> {
+    /// Every `Cookie` value, in order.
+    cookies: CookieHeaders<'a>,
+    /// The first value of each of these, as `HeaderMap::get` would give.
+    csrf: Option<&'a [u8]>,
+    sec_fetch_site: Option<&'a [u8]>,
+    user_agent: Option<&'a HeaderValue>,
+    content_type: Option<&'a [u8]>,
+    content_length: Option<&'a HeaderValue>,
+}
+
+impl<'a> Heads<'a> {
+    fn of(headers: &'a HeaderMap) -> Heads<'a> {
+        let mut h = Heads::default();
+        // Standard names compare by tag; the two custom ones by bytes, and
+        // only against other custom names.
+        for (name, value) in headers {
+            if *name == header::COOKIE {
+                h.cookies.push(value.as_bytes());
+            } else if *name == header::USER_AGENT {
+                h.user_agent.get_or_insert(value);
+            } else if *name == header::CONTENT_TYPE {
+                h.content_type.get_or_insert(value.as_bytes());
+            } else if *name == header::CONTENT_LENGTH {
+                h.content_length.get_or_insert(value);
+            } else if *name == X_MOX_CSRF {
+                h.csrf.get_or_insert(value.as_bytes());
+            } else if *name == SEC_FETCH_SITE {
+                h.sec_fetch_site.get_or_insert(value.as_bytes());
+            }
+        }
+        h
+    }
+}
+
 /// `Strict-Transport-Security` on HTTPS answers: one year.
 const HSTS: &str = "max-age=31536000";
 
@@ -177,8 +216,10 @@ async fn route(
     let (parts, body) = req.into_parts();
     let client = lctx.client.resolve(peer.ip(), &parts.headers, lctx.https);
     log.https = client.https;
-    let site = parts.headers.get(SEC_FETCH_SITE).map(|v| v.as_bytes());
-    if let Some(msg) = crate::protocol::crosssite::refusal(parts.method.as_str(), site) {
+    let mut heads = Heads::of(&parts.headers);
+    if let Some(msg) =
+        crate::protocol::crosssite::refusal(parts.method.as_str(), heads.sec_fetch_site)
+    {
         return response::text(StatusCode::FORBIDDEN, msg);
     }
     let path = parts.uri.path();
@@ -195,22 +236,13 @@ async fn route(
     log.kind = iface.kind.name();
     let sub = &path[iface.prefix.len()..];
     let view = RequestView {
-        cookie_headers: parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect(),
-        csrf_header: parts.headers.get(X_MOX_CSRF).map(|v| v.as_bytes()),
+        cookie_headers: std::mem::take(&mut heads.cookies),
+        csrf_header: heads.csrf,
         client_ip: client.client_ip,
         https: client.https,
         forwarded: lctx.client.is_forwarded(),
     };
-    let agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let agent = heads.user_agent.and_then(|v| v.to_str().ok()).unwrap_or("");
 
     if let Some(a) = pages::asset(iface.kind, sub) {
         return match parts.method {
@@ -227,7 +259,7 @@ async fn route(
             iface,
             view: &view,
             agent,
-            headers: &parts.headers,
+            heads: &heads,
             function,
         };
         return api_call(&r, &parts.method, body, log).await;
@@ -274,7 +306,7 @@ struct ApiRequest<'a> {
     iface: &'a Interface,
     view: &'a RequestView<'a>,
     agent: &'a str,
-    headers: &'a HeaderMap,
+    heads: &'a Heads<'a>,
     /// The function name after `api/` (empty for the description).
     function: &'a str,
 }
@@ -365,15 +397,16 @@ async fn call_function(
     body: Incoming,
     authed: Option<Authed>,
 ) -> Result<api::Reply, ApiError> {
-    let (services, headers) = (r.services, r.headers);
-    if !sherpa::is_json_content_type(headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes())) {
+    let services = r.services;
+    if !sherpa::is_json_content_type(r.heads.content_type) {
         return Err(ApiError::new(
             Code::BadRequest,
             "content-type must be application/json",
         ));
     }
     let timeout = std::time::Duration::from_secs(services.limits.body_timeout_secs);
-    let body = read_body(body, headers, services.limits.api_body_bytes, timeout).await?;
+    let declared = r.heads.content_length;
+    let body = read_body(body, declared, services.limits.api_body_bytes, timeout).await?;
     let params = sherpa::parse_call(&body)?;
     let call = api::Call {
         services,
@@ -385,16 +418,16 @@ async fn call_function(
     api::call(call, r.function, params).await
 }
 
-/// Reads a body of at most `limit` bytes, arriving within `timeout`.
+/// Reads a body of at most `limit` bytes (its `Content-Length` is
+/// `declared`), arriving within `timeout`.
 async fn read_body(
     body: Incoming,
-    headers: &HeaderMap,
+    declared: Option<&HeaderValue>,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::user(format!("request body too large, limit is {limit} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
+    let declared = declared
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
@@ -454,4 +487,58 @@ async fn collect_limited(mut body: Incoming, limit: usize) -> Result<Bytes, Body
         }
     }
     Ok(joined.map_or(first, Bytes::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One pass finds what the look-ups found: the first value of each
+    /// header, every `Cookie` value in order, whatever the order of names.
+    #[test]
+    fn heads_match_the_header_map_look_ups() {
+        let names = [
+            header::COOKIE,
+            header::USER_AGENT,
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            X_MOX_CSRF,
+            SEC_FETCH_SITE,
+            header::HOST,
+            header::HeaderName::from_static("x-other"),
+        ];
+        // Rotations and 1-3 values per name: duplicates, splits over
+        // inline and heap cookie storage, interleaved names.
+        for rot in 0..names.len() {
+            for count in 1..=3 {
+                let mut map = HeaderMap::new();
+                for round in 0..count {
+                    for (i, name) in names.iter().cycle().skip(rot).take(names.len()).enumerate() {
+                        let v = HeaderValue::from_str(&format!("v{round}-{i}")).expect("value");
+                        map.append(name.clone(), v);
+                    }
+                }
+                let h = Heads::of(&map);
+                let first = |n: &header::HeaderName| map.get(n).map(|v| v.as_bytes());
+                let cookies: Vec<&[u8]> = map
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .map(|v| v.as_bytes())
+                    .collect();
+                assert_eq!(
+                    &h.cookies[..],
+                    &cookies[..],
+                    "rotation {rot}, {count} values"
+                );
+                assert_eq!(h.csrf, first(&X_MOX_CSRF));
+                assert_eq!(h.sec_fetch_site, first(&SEC_FETCH_SITE));
+                assert_eq!(h.user_agent, map.get(header::USER_AGENT));
+                assert_eq!(h.content_type, first(&header::CONTENT_TYPE));
+                assert_eq!(h.content_length, map.get(header::CONTENT_LENGTH));
+            }
+        }
+        let empty = HeaderMap::new();
+        let h = Heads::of(&empty);
+        assert!(h.cookies.is_empty() && h.csrf.is_none() && h.user_agent.is_none());
+    }
 }

@@ -173,6 +173,24 @@ impl Default for CookieHeaders<'_> {
     }
 }
 
+impl<'a> CookieHeaders<'a> {
+    /// Adds the next header value.
+    pub fn push(&mut self, v: &'a [u8]) {
+        match self {
+            CookieHeaders::Inline(a, n) if usize::from(*n) < a.len() => {
+                a[usize::from(*n)] = v;
+                *n += 1;
+            }
+            CookieHeaders::Inline(a, _) => {
+                let mut all = Vec::from(*a);
+                all.push(v);
+                *self = CookieHeaders::Heap(all);
+            }
+            CookieHeaders::Heap(all) => all.push(v),
+        }
+    }
+}
+
 impl<'a> std::ops::Deref for CookieHeaders<'a> {
     type Target = [&'a [u8]];
     fn deref(&self) -> &Self::Target {
@@ -185,24 +203,11 @@ impl<'a> std::ops::Deref for CookieHeaders<'a> {
 
 impl<'a> FromIterator<&'a [u8]> for CookieHeaders<'a> {
     fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> Self {
-        let mut it = iter.into_iter();
-        let mut a: [&'a [u8]; 2] = [&[]; 2];
-        for (n, slot) in a.iter_mut().enumerate() {
-            match it.next() {
-                Some(v) => *slot = v,
-                // n < 2: fits in u8
-                None => return CookieHeaders::Inline(a, n as u8),
-            }
+        let mut h = CookieHeaders::default();
+        for v in iter {
+            h.push(v);
         }
-        match it.next() {
-            None => CookieHeaders::Inline(a, 2),
-            Some(third) => {
-                let mut v = Vec::from(a);
-                v.push(third);
-                v.extend(it);
-                CookieHeaders::Heap(v)
-            }
-        }
+        h
     }
 }
 

@@ -30,7 +30,8 @@ pub const API_CALLS: &str = "postern_api_calls_total";
 /// `postern_api_errors_total{kind,function,code}`: API calls answered with a
 /// sherpa error, by code.
 pub const API_ERRORS: &str = "postern_api_errors_total";
-/// `postern_api_call_duration_seconds{kind,function}`: API call latency.
+/// `postern_api_call_duration_seconds{kind,function}`: API call latency (the
+/// request's, read once for both duration histograms).
 pub const API_DURATION: &str = "postern_api_call_duration_seconds";
 /// `postern_http_requests_total{kind,status}`: HTTP requests answered on the
 /// interface listeners (`kind` is `none` when no interface matched).
@@ -155,12 +156,12 @@ mod hot {
 /// Records one API call. `function` must be a known function name (the
 /// caller maps anything else to `other`) and `code` a sherpa code.
 pub fn api_call(
-    kind: crate::protocol::Kind,
+    kind: &'static str,
     function: &'static str,
     error: Option<&'static str>,
     elapsed: std::time::Duration,
 ) {
-    let k = kind.name();
+    let k = kind;
     hot::count(
         API_CALLS,
         [k, function, ""],

@@ -20,7 +20,8 @@
 //! import instead of 1 GiB), `--only mail` (section 6 alone), `--only scale`
 //! (section 5 alone), `--only check` (sections 1 and 2 alone),
 //! `--out FILE` (JSON; default bench-results/<unix time>.json),
-//! `--server-cpu N` (pin the server with taskset).
+//! `--server-cpu N` (pin the server with taskset). `POSTERN_BIN=path` runs
+//! another build of the server (before/after comparisons on one host).
 
 #[path = "loadbench/mail.rs"]
 mod mail;
@@ -397,7 +398,9 @@ fn header() {
 async fn main() {
     let o = parse_args();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/release/postern");
+    // POSTERN_BIN: another build, for before/after runs on the same host.
+    let bin = std::env::var_os("POSTERN_BIN")
+        .map_or_else(|| root.join("target/release/postern"), PathBuf::from);
     assert!(
         bin.exists(),
         "build first: cargo build --release (scripts/bench.sh does)"

@@ -59,7 +59,7 @@ fn with_headers(
 /// `Cache-Control` is set by each kind of answer.
 /// Headers a handler set already are kept. A map that has a
 /// Content-Security-Policy already has all four: only this function sets
-/// that header (the prebuilt maps of [`headers_of`] are filled by it), so
+/// that header (the prebuilt maps of `headers_of` are filled by it), so
 /// most answers cost one look-up here instead of four.
 pub fn security_headers(h: &mut hyper::HeaderMap) {
     if h.contains_key(header::CONTENT_SECURITY_POLICY) {

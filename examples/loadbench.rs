@@ -95,6 +95,16 @@ struct Server {
     addr: SocketAddr,
 }
 
+/// The machine's online CPUs. Not `available_parallelism`: this process is
+/// pinned to one CPU, which that would report.
+fn machine_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -425,10 +435,7 @@ async fn main() {
             .trim()
         ),
     );
-    report.insert(
-        "cpus".into(),
-        json!(std::thread::available_parallelism().map_or(1, |n| n.get())),
-    );
+    report.insert("cpus".into(), json!(machine_cpus()));
     report.insert("server_cpu".into(), json!(o.server_cpu));
     let cost = HashCost::default();
     report.insert("argon2id".into(), json!({"memory_kib": cost.memory_kib, "iterations": cost.iterations, "parallelism": cost.parallelism}));

@@ -172,7 +172,7 @@ mod tests {
         ip: Option<IpAddr>,
     ) -> RequestView<'a> {
         RequestView {
-            cookie_headers: cookies.into(),
+            cookie_headers: cookies.into_iter().collect(),
             csrf_header: csrf,
             client_ip: ip,
             https: false,

@@ -211,12 +211,6 @@ impl<'a> FromIterator<&'a [u8]> for CookieHeaders<'a> {
     }
 }
 
-impl<'a> From<Vec<&'a [u8]>> for CookieHeaders<'a> {
-    fn from(v: Vec<&'a [u8]>) -> Self {
-        v.into_iter().collect()
-    }
-}
-
 /// What the protocol needs to know about a request. Built by the HTTP layer;
 /// borrowed, so building it costs no allocation (up to two `Cookie` headers,
 /// which covers every browser request over HTTP/1.1).

@@ -156,12 +156,11 @@ mod hot {
 /// Records one API call. `function` must be a known function name (the
 /// caller maps anything else to `other`) and `code` a sherpa code.
 pub fn api_call(
-    kind: &'static str,
+    k: &'static str,
     function: &'static str,
     error: Option<&'static str>,
     elapsed: std::time::Duration,
 ) {
-    let k = kind;
     hot::count(
         API_CALLS,
         [k, function, ""],

@@ -54,6 +54,7 @@ use crate::auth::{Authed, Refused};
 use crate::protocol::check::Csrf;
 use crate::protocol::sherpa::{self, ApiError, Code};
 use crate::protocol::{CookieHeaders, Interface, RequestView};
+use crate::telemetry;
 
 /// What a listener serves and how it is reached.
 #[derive(Debug)]
@@ -88,10 +89,10 @@ impl ListenerCtx {
 /// filled in while routing. Holds no path, token or cookie.
 #[derive(Debug)]
 struct RequestLog {
-    /// Interface kind, or `none`.
-    kind: &'static str,
-    /// API function (a known name, `other` or `describe`).
-    function: Option<&'static str>,
+    /// Interface kind; `None` when no interface matched.
+    kind: Option<crate::protocol::Kind>,
+    /// API function.
+    function: Option<telemetry::Function>,
     /// The account of an authenticated request (`admin` for the admin).
     account: Option<String>,
     /// Whether the client reached us over HTTPS.
@@ -174,7 +175,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = std::time::Instant::now();
     let mut log = RequestLog {
-        kind: "none",
+        kind: None,
         function: None,
         account: None,
         https: lctx.https,
@@ -191,16 +192,16 @@ pub async fn handle(
     }
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
-    crate::telemetry::http_request(log.kind, status, elapsed);
-    if let Some(function) = log.function {
+    telemetry::http_request(log.kind, status, elapsed);
+    if let (Some(kind), Some(function)) = (log.kind, log.function) {
         // The call's latency is its request's: one clock reading for both.
-        crate::telemetry::api_call(log.kind, function, log.code, elapsed);
+        telemetry::api_call(kind, function, log.code, elapsed);
     }
     tracing::info!(
         target: "postern::request",
-        kind = log.kind,
+        kind = log.kind.map_or("none", crate::protocol::Kind::name),
         method = %method,
-        function = log.function,
+        function = log.function.map(telemetry::Function::name),
         status,
         code = log.code,
         duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
@@ -237,7 +238,7 @@ async fn route(
         }
         return response::text(StatusCode::NOT_FOUND, "404 page not found");
     };
-    log.kind = iface.kind.name();
+    log.kind = Some(iface.kind);
     let sub = &path[iface.prefix.len()..];
     let view = RequestView {
         cookie_headers: std::mem::take(&mut heads.cookies),
@@ -331,16 +332,15 @@ async fn api_call(
         );
     }
     // A label from a fixed set: unknown names never become label values.
-    let label = if describe {
-        "describe"
+    let functions = api::functions(iface.kind);
+    log.function = Some(if describe {
+        telemetry::Function::Describe
     } else {
-        api::functions(iface.kind)
-            .iter()
-            .find(|f| **f == function)
-            .copied()
-            .unwrap_or("other")
-    };
-    log.function = Some(label);
+        match functions.iter().position(|f| *f == function) {
+            Some(i) => telemetry::Function::Known(functions[i], i),
+            None => telemetry::Function::Other,
+        }
+    });
     api_answer(r, body, describe, log).await
 }
 

@@ -9,7 +9,11 @@
 mod logtime;
 mod requestline;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use self::slots::Slots;
+use crate::protocol::Kind;
 
 /// `postern_authentication_total{kind,variant,result}`: authentication
 /// attempts and results (variant `weblogin` or `websession`).
@@ -61,7 +65,7 @@ const BUCKETS: &[f64] = &[
 ];
 
 /// Adjusts `postern_sessions{kind}` from a reported count to a new one.
-pub fn sessions_delta(kind: crate::protocol::Kind, before: u64, after: u64) {
+pub fn sessions_delta(kind: Kind, before: u64, after: u64) {
     let g = metrics::gauge!(SESSIONS, "kind" => kind.name());
     if after > before {
         g.increment((after - before) as f64);
@@ -71,161 +75,171 @@ pub fn sessions_delta(kind: crate::protocol::Kind, before: u64, after: u64) {
 }
 
 /// Sets `postern_sessions{kind}` outright (admin sessions, at scrape time).
-pub fn sessions_set(kind: crate::protocol::Kind, n: usize) {
+pub fn sessions_set(kind: Kind, n: usize) {
     metrics::gauge!(SESSIONS, "kind" => kind.name()).set(n as f64);
 }
 
-/// Handles of the labelled metrics every request records, kept per thread
-/// and label set: the registry hashes the whole key (name and labels) on each
-/// look-up, a cost paid once here. Labels are `&'static str`s from fixed
-/// tables, so a label set is known by the addresses of its strings. Until the
-/// process-wide recorder is installed nothing is kept (a handle made before
-/// it would record nowhere, forever).
-mod hot {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
+/// Handles of the labelled metrics the request path records, in fixed
+/// tables indexed by their labels (an interface kind, a status label, a
+/// function's place in its interface's list, an authentication result): the
+/// registry hashes the whole key (name and labels) on each look-up, a cost
+/// paid once per slot here; after that a use is an index, one atomic load
+/// and the metric's own atomic update. Until the process-wide recorder is
+/// installed nothing is kept (a handle made before it would record nowhere,
+/// forever).
+mod slots {
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicBool, Ordering};
-
-    use metrics::{Counter, Histogram};
 
     /// Set once the Prometheus recorder is the global one.
     pub static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-    /// The (address, length) of the metric's name and of up to three labels:
-    /// integers only, so hashing and comparing a key never reads the strings.
-    type Key = [usize; 8];
+    /// `N` handles, each made on first use.
+    pub struct Slots<T, const N: usize>([OnceLock<T>; N]);
 
-    type Map<T> = HashMap<Key, T, foldhash::fast::RandomState>;
-
-    thread_local! {
-        static COUNTERS: RefCell<Map<Counter>> = RefCell::new(Map::default());
-        static HISTOGRAMS: RefCell<Map<Histogram>> = RefCell::new(Map::default());
-    }
-
-    fn key(name: &'static str, labels: [&'static str; 3]) -> Key {
-        let [a, b, c] = labels.map(|l| (l.as_ptr() as usize, l.len()));
-        [
-            name.as_ptr() as usize,
-            name.len(),
-            a.0,
-            a.1,
-            b.0,
-            b.1,
-            c.0,
-            c.1,
-        ]
-    }
-
-    /// Adds `n` to the counter `name` with these labels (`""` for unused
-    /// slots), made by `make` on first use in this thread.
-    pub fn count(
-        name: &'static str,
-        labels: [&'static str; 3],
-        n: u64,
-        make: impl FnOnce() -> Counter,
-    ) {
-        cached(&COUNTERS, name, labels, make, |c| c.increment(n));
-    }
-
-    /// Records `v` in the histogram `name` with these labels.
-    pub fn record(
-        name: &'static str,
-        labels: [&'static str; 3],
-        v: f64,
-        make: impl FnOnce() -> Histogram,
-    ) {
-        cached(&HISTOGRAMS, name, labels, make, |h| h.record(v));
-    }
-
-    /// Uses this thread's handle for `name` and `labels` from `cache`, made
-    /// by `make` on first use (or each time, before the recorder is in).
-    fn cached<T>(
-        cache: &'static std::thread::LocalKey<RefCell<Map<T>>>,
-        name: &'static str,
-        labels: [&'static str; 3],
-        make: impl FnOnce() -> T,
-        apply: impl FnOnce(&T),
-    ) {
-        if !INSTALLED.load(Ordering::Relaxed) {
-            return apply(&make());
+    impl<T, const N: usize> Slots<T, N> {
+        pub const fn new() -> Self {
+            Slots([const { OnceLock::new() }; N])
         }
-        cache.with_borrow_mut(|m| apply(m.entry(key(name, labels)).or_insert_with(make)));
+
+        /// Applies `apply` to the handle in slot `i`, made by `make` on
+        /// first use. A slot past the table (a label the table was not
+        /// sized for) and any use before the recorder is in get a handle
+        /// made for this use alone: slower, never wrong.
+        pub fn with(&self, i: usize, make: impl FnOnce() -> T, apply: impl FnOnce(&T)) {
+            match self.0.get(i) {
+                Some(slot) if INSTALLED.load(Ordering::Relaxed) => apply(slot.get_or_init(make)),
+                _ => apply(&make()),
+            }
+        }
     }
 }
 
-/// Records one API call. `function` must be a known function name (the
-/// caller maps anything else to `other`) and `code` a sherpa code.
+/// The `kind` label of a request: an interface kind, or `none` when no
+/// interface matched.
+fn kind_label(kind: Option<Kind>) -> (usize, &'static str) {
+    match kind {
+        Some(k) => (k as usize, k.name()),
+        None => (Kind::ALL.len(), "none"),
+    }
+}
+
+/// How many `kind` labels there are: the kinds and `none`.
+const KIND_LABELS: usize = Kind::ALL.len() + 1;
+
+/// The `function` label of an API call: a fixed set per interface, so
+/// unknown names never become label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// One of the interface's functions: its name and its place in the
+    /// interface's list ([`crate::api::functions`]).
+    Known(&'static str, usize),
+    /// A name the interface does not have.
+    Other,
+    /// The function list (`GET api/`).
+    Describe,
+}
+
+/// Slots per kind for API functions: the longest list and `other` and
+/// `describe`, with room to grow (a longer list still works, unslotted).
+const FUNCTION_SLOTS: usize = 48;
+
+impl Function {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Known(name, _) => name,
+            Function::Other => "other",
+            Function::Describe => "describe",
+        }
+    }
+
+    /// The slot of this function of interface `kind`.
+    fn slot(self, kind: Kind) -> usize {
+        let i = match self {
+            Function::Known(_, i) if i < FUNCTION_SLOTS - 2 => i,
+            Function::Known(..) => usize::MAX / 2,
+            Function::Other => FUNCTION_SLOTS - 2,
+            Function::Describe => FUNCTION_SLOTS - 1,
+        };
+        kind as usize * FUNCTION_SLOTS + i
+    }
+}
+
+const API_SLOTS: usize = Kind::ALL.len() * FUNCTION_SLOTS;
+static API_CALL_SLOTS: Slots<Counter, API_SLOTS> = Slots::new();
+static API_DURATION_SLOTS: Slots<Histogram, API_SLOTS> = Slots::new();
+
+/// Records one API call. `code` is the sherpa error code of a failed call.
 pub fn api_call(
-    k: &'static str,
-    function: &'static str,
+    kind: Kind,
+    function: Function,
     error: Option<&'static str>,
     elapsed: std::time::Duration,
 ) {
-    hot::count(
-        API_CALLS,
-        [k, function, ""],
-        1,
-        || metrics::counter!(API_CALLS, "kind" => k, "function" => function),
+    let (k, f, slot) = (kind.name(), function.name(), function.slot(kind));
+    API_CALL_SLOTS.with(
+        slot,
+        || metrics::counter!(API_CALLS, "kind" => k, "function" => f),
+        |c| c.increment(1),
     );
     if let Some(code) = error {
-        hot::count(
-            API_ERRORS,
-            [k, function, code],
-            1,
-            || metrics::counter!(API_ERRORS, "kind" => k, "function" => function, "code" => code),
-        );
+        // Errors are the rare answer: the registry's look-up is fine here.
+        metrics::counter!(API_ERRORS, "kind" => k, "function" => f, "code" => code).increment(1);
     }
-    hot::record(
-        API_DURATION,
-        [k, function, ""],
-        elapsed.as_secs_f64(),
-        || metrics::histogram!(API_DURATION, "kind" => k, "function" => function),
+    API_DURATION_SLOTS.with(
+        slot,
+        || metrics::histogram!(API_DURATION, "kind" => k, "function" => f),
+        |h| h.record(elapsed.as_secs_f64()),
     );
 }
 
-/// Records one HTTP request on an interface listener.
-pub fn http_request(kind: &'static str, status: u16, elapsed: std::time::Duration) {
-    let status = status_label(status);
-    hot::count(
-        HTTP_REQUESTS,
-        [kind, status, ""],
-        1,
-        || metrics::counter!(HTTP_REQUESTS, "kind" => kind, "status" => status),
-    );
-    hot::record(
-        HTTP_DURATION,
-        [kind, "", ""],
-        elapsed.as_secs_f64(),
-        || metrics::histogram!(HTTP_DURATION, "kind" => kind),
-    );
+/// The `status` label for the codes postern answers with: the code.
+const STATUS_EXACT: [(u16, &str); 11] = [
+    (200, "200"),
+    (301, "301"),
+    (400, "400"),
+    (403, "403"),
+    (404, "404"),
+    (405, "405"),
+    (413, "413"),
+    (429, "429"),
+    (431, "431"),
+    (500, "500"),
+    (503, "503"),
+];
+/// The `status` label for any other code: its class, so the label needs no
+/// allocation and stays bounded.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const STATUS_LABELS: usize = STATUS_EXACT.len() + STATUS_CLASSES.len();
+
+/// The `status` label of a code and its place among the labels (the exact
+/// codes, then the classes).
+fn status_label(status: u16) -> (usize, &'static str) {
+    if let Some(i) = STATUS_EXACT.iter().position(|(code, _)| *code == status) {
+        return (i, STATUS_EXACT[i].1);
+    }
+    let class = usize::from(status / 100).clamp(1, 5) - 1;
+    (STATUS_EXACT.len() + class, STATUS_CLASSES[class])
 }
 
-/// The `status` label: the code for those postern answers with, else its
-/// class (`4xx`), so the label needs no allocation and stays bounded.
-fn status_label(status: u16) -> &'static str {
-    const EXACT: [(u16, &str); 11] = [
-        (200, "200"),
-        (301, "301"),
-        (400, "400"),
-        (403, "403"),
-        (404, "404"),
-        (405, "405"),
-        (413, "413"),
-        (429, "429"),
-        (431, "431"),
-        (500, "500"),
-        (503, "503"),
-    ];
-    if let Some((_, label)) = EXACT.iter().find(|(code, _)| *code == status) {
-        return label;
-    }
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    }
+static HTTP_REQUEST_SLOTS: Slots<Counter, { KIND_LABELS * STATUS_LABELS }> = Slots::new();
+static HTTP_DURATION_SLOTS: Slots<Histogram, KIND_LABELS> = Slots::new();
+
+/// Records one HTTP request on an interface listener (`kind` `None` when no
+/// interface matched).
+pub fn http_request(kind: Option<Kind>, status: u16, elapsed: std::time::Duration) {
+    let ((ki, k), (si, s)) = (kind_label(kind), status_label(status));
+    HTTP_REQUEST_SLOTS.with(
+        ki * STATUS_LABELS + si,
+        || metrics::counter!(HTTP_REQUESTS, "kind" => k, "status" => s),
+        |c| c.increment(1),
+    );
+    HTTP_DURATION_SLOTS.with(
+        ki,
+        || metrics::histogram!(HTTP_DURATION, "kind" => k),
+        |h| h.record(elapsed.as_secs_f64()),
+    );
 }
 
 /// Records one password verification.
@@ -238,19 +252,34 @@ pub fn ratelimit_entries(n: usize) {
     metrics::gauge!(RATELIMIT_ENTRIES).set(n as f64);
 }
 
+/// The `variant` and `result` labels of authentication attempts.
+const AUTH_VARIANTS: [&str; 2] = ["websession", "weblogin"];
+const AUTH_RESULTS: [&str; 5] = ["ok", "badcreds", "baduser", "disabled", "error"];
+const AUTH_SLOTS: usize = Kind::ALL.len() * AUTH_VARIANTS.len() * AUTH_RESULTS.len();
+static AUTH_TOTAL_SLOTS: Slots<Counter, AUTH_SLOTS> = Slots::new();
+
+/// The slot of an authentication counter; past the table for labels it
+/// does not list.
+fn auth_slot(kind: Kind, variant: &str, result: &str) -> usize {
+    let place = |list: &[&str], s: &str| list.iter().position(|l| *l == s);
+    match (place(&AUTH_VARIANTS, variant), place(&AUTH_RESULTS, result)) {
+        (Some(v), Some(r)) => (kind as usize * AUTH_VARIANTS.len() + v) * AUTH_RESULTS.len() + r,
+        _ => usize::MAX,
+    }
+}
+
 /// Counts one authentication attempt.
-pub fn auth(kind: crate::protocol::Kind, variant: &'static str, result: &'static str) {
+pub fn auth(kind: Kind, variant: &'static str, result: &'static str) {
     let k = kind.name();
-    hot::count(
-        AUTH_TOTAL,
-        [k, variant, result],
-        1,
+    AUTH_TOTAL_SLOTS.with(
+        auth_slot(kind, variant, result),
         || metrics::counter!(AUTH_TOTAL, "kind" => k, "variant" => variant, "result" => result),
+        |c| c.increment(1),
     );
 }
 
 /// Counts one rate-limited attempt.
-pub fn auth_ratelimited(kind: crate::protocol::Kind) {
+pub fn auth_ratelimited(kind: Kind) {
     metrics::counter!(AUTH_RATELIMITED, "kind" => kind.name()).increment(1);
 }
 
@@ -275,7 +304,7 @@ pub fn recorder() -> PrometheusHandle {
             // Fails only if another recorder was installed first (a host program
             // embedding postern); then our handle renders nothing, which is safe.
             if metrics::set_global_recorder(recorder).is_ok() {
-                hot::INSTALLED.store(true, std::sync::atomic::Ordering::Relaxed);
+                slots::INSTALLED.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             handle
         })
@@ -292,4 +321,80 @@ pub fn init_logging(level: &str) {
         .event_format(requestline::LogFormat::default())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn status_labels_are_the_code_or_its_class_each_in_its_own_slot() {
+        let mut slots = HashSet::new();
+        for code in 100..=999u16 {
+            let (i, label) = status_label(code);
+            assert!(i < STATUS_LABELS, "{code}");
+            let want = if STATUS_EXACT.iter().any(|(c, _)| *c == code) {
+                code.to_string()
+            } else {
+                format!("{}xx", (code / 100).min(5))
+            };
+            assert_eq!(label, want, "{code}");
+            slots.insert((i, label));
+        }
+        // One slot per label, every label reached.
+        assert_eq!(slots.len(), STATUS_LABELS);
+        assert_eq!(
+            slots.iter().map(|s| s.0).collect::<HashSet<_>>().len(),
+            STATUS_LABELS
+        );
+    }
+
+    #[test]
+    fn every_function_of_every_interface_has_its_own_slot() {
+        let mut slots = HashSet::new();
+        for kind in Kind::ALL {
+            let functions = crate::api::functions(kind);
+            assert!(
+                functions.len() <= FUNCTION_SLOTS - 2,
+                "{kind}: grow FUNCTION_SLOTS"
+            );
+            let labels = functions
+                .iter()
+                .enumerate()
+                .map(|(i, f)| Function::Known(f, i))
+                .chain([Function::Other, Function::Describe]);
+            for f in labels {
+                let slot = f.slot(kind);
+                assert!(slot < API_SLOTS, "{kind} {f:?}");
+                assert!(slots.insert(slot), "{kind} {f:?} shares slot {slot}");
+            }
+        }
+        // Past the table: no slot, so the registry is asked each time.
+        assert!(Function::Known("x", FUNCTION_SLOTS).slot(Kind::WebMail) >= API_SLOTS);
+    }
+
+    #[test]
+    fn kind_labels_have_distinct_slots() {
+        let all = Kind::ALL.map(Some).into_iter().chain([None]);
+        let slots: HashSet<_> = all.map(kind_label).collect();
+        assert_eq!(slots.len(), KIND_LABELS);
+        assert!(slots.iter().all(|(i, _)| *i < KIND_LABELS));
+        assert!(slots.contains(&(KIND_LABELS - 1, "none")));
+    }
+
+    #[test]
+    fn auth_labels_have_distinct_slots() {
+        let mut slots = HashSet::new();
+        for kind in Kind::ALL {
+            for v in AUTH_VARIANTS {
+                for r in AUTH_RESULTS {
+                    let slot = auth_slot(kind, v, r);
+                    assert!(slot < AUTH_SLOTS && slots.insert(slot), "{kind} {v} {r}");
+                }
+            }
+        }
+        assert!(auth_slot(Kind::WebMail, "weblogin", "other") >= AUTH_SLOTS);
+    }
 }

@@ -131,7 +131,7 @@ impl Auth {
     ) -> Result<Authed, Refused> {
         let p = match check::presented_named(view, kind, session_cookie, csrf) {
             Ok(p) => p,
-            Err((f, ip)) => return Err(self.refuse(kind, f, ip).await),
+            Err((f, ip)) => return Err(Box::pin(self.refuse(kind, f, ip)).await),
         };
         let res = match kind {
             Kind::WebAdmin => self
@@ -157,7 +157,7 @@ impl Auth {
                     ip: p.ip,
                 })
             }
-            Ok(Err(f)) => Err(self.refuse(kind, f, Some(p.ip)).await),
+            Ok(Err(f)) => Err(Box::pin(self.refuse(kind, f, Some(p.ip))).await),
             Err(e) => {
                 telemetry::auth(kind, "websession", "error");
                 tracing::error!(kind = %kind, error = %e, "session check failed");
@@ -167,7 +167,9 @@ impl Auth {
     }
 
     /// Turns a failure into the answer: uncounted failures at once; counted
-    /// ones through the rate limiter and the bad-auth delay.
+    /// ones through the rate limiter and the bad-auth delay. Callers box its
+    /// future: a refusal is the rare answer, and its state (a limiter call, a
+    /// timer) would otherwise sit in every check's future.
     async fn refuse(&self, kind: Kind, f: Failure, ip: Option<IpAddr>) -> Refused {
         let Some(ip) = ip.filter(|_| f.counts()) else {
             return Refused::Failure(f);

@@ -420,7 +420,9 @@ impl SessionsHandle {
         if let Some(r) = self.0.directory.with_live(account, check) {
             return Ok(r);
         }
-        match self.spawn(account).await {
+        // Boxed: the cold load's state is large and every check's future
+        // would carry it (and copy it with each move) unboxed.
+        match Box::pin(self.spawn(account)).await {
             Ok(live) => Ok(check(&live)),
             Err(SessionError::UnknownAccount) => Ok(Err(Failure::UnknownSession)),
             Err(e) => Err(e),

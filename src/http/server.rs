@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -137,10 +138,9 @@ async fn serve_inner<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();
-        let service = service_fn(move |req| {
-            let fut = svc(peer, req);
-            async move { Ok::<_, Infallible>(fut.await) }
-        });
+        // A combinator, not an async block around the call: the block would
+        // hold a copy of the request's future (kilobytes, copied per request).
+        let service = service_fn(move |req| svc(peer, req).map(Ok::<_, Infallible>));
         let Some(tls) = &tls else {
             let conn =
                 drain.watch(http1_builder(&opts).serve_connection(TokioIo::new(stream), service));

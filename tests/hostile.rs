@@ -200,6 +200,63 @@ async fn slow_headers_are_cut_by_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_outlives_the_header_timeout_and_its_connection_closes_when_idle() {
+    let _serial = SERIAL.lock().await;
+    let t = start(|c| {
+        c.limits.header_timeout_secs = 1;
+        c.limits.body_timeout_secs = 30;
+    })
+    .await;
+    // The head at once, then the body a byte every 250 ms: 3.25 s in all,
+    // three header timeouts, all of it with the request in flight.
+    let call = br#"{"params":[]}"#;
+    let mut s = connect(t.addr, None).await;
+    let head = format!(
+        "POST /account/api/LoginPrep HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("write head");
+    let started = tokio::time::Instant::now();
+    for b in call {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        s.write_all(&[*b])
+            .await
+            .expect("connection cut while its request was in flight");
+    }
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !body(&resp).contains('}') {
+        match tokio::time::timeout(PATIENCE, s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => resp.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(started.elapsed() > Duration::from_secs(3));
+    assert_eq!(
+        status(&resp),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    let v: serde_json::Value = serde_json::from_str(&body(&resp)).expect("json");
+    assert!(v["result"].is_string(), "{v}");
+
+    // Answered, the connection is idle: closed within the header timeout
+    // (and a tick), not at once.
+    let answered = tokio::time::Instant::now();
+    let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+        .await
+        .expect("idle connection not closed");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(800) && idle < Duration::from_millis(2500),
+        "{idle:?}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_body_is_cut_by_the_body_timeout() {
     let _serial = SERIAL.lock().await;
     let t = start(|c| c.limits.body_timeout_secs = 1).await;

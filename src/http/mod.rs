@@ -30,6 +30,7 @@
 
 pub mod client;
 pub mod drain;
+pub mod headwatch;
 pub mod mail;
 pub mod metrics;
 pub mod pages;

@@ -2,8 +2,10 @@
 //!
 //! Owns the accept loop: a semaphore caps concurrent connections per listener
 //! (a connection over the cap is accepted and answered `503` with
-//! `Retry-After` at once, see `refuse`), each connection gets a timer
-//! and a header-read timeout (slow clients are cut off), header size is
+//! `Retry-After` at once, see `refuse`), each HTTP/1 connection is closed
+//! by the listener's [`HeadWatch`] once it has gone the header timeout
+//! without a request in flight (slow and idle clients are cut off), header
+//! size is
 //! bounded, the service is infallible, and shutdown stops accepting and lets
 //! in-flight requests finish within a grace period.
 //!
@@ -36,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::drain::Drain;
+use super::headwatch::{self, HeadWatch};
 use super::response::Body;
 
 /// Connection limits of one listener.
@@ -117,6 +120,7 @@ async fn serve_inner<F, Fut>(
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let drain = Drain::new();
+    let heads = HeadWatch::start(opts.header_timeout);
     let permits = Arc::new(Semaphore::new(opts.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     loop {
@@ -138,20 +142,23 @@ async fn serve_inner<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();
-        // A combinator, not an async block around the call: the block would
-        // hold a copy of the request's future (kilobytes, copied per request).
-        let service = service_fn(move |req| svc(peer, req).map(Ok::<_, Infallible>));
         let Some(tls) = &tls else {
-            let conn =
-                drain.watch(http1_builder(&opts).serve_connection(TokioIo::new(stream), service));
+            let watched = heads.open();
+            let service = http1_service(svc, peer, watched.clone());
+            let conn = drain.watch(http1_builder().serve_connection(TokioIo::new(stream), service));
             drain.spawn(async move {
-                let _ = conn.await;
+                tokio::select! {
+                    biased;
+                    _ = conn => {}
+                    () = watched.closed() => {}
+                }
                 drop(permit);
             });
             continue;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
         let watcher = drain.watcher();
+        let heads = heads.clone();
         drain.spawn(async move {
             let stream =
                 match tokio::time::timeout(opts.header_timeout, acceptor.accept(stream)).await {
@@ -174,11 +181,17 @@ async fn serve_inner<F, Fut>(
                     .max_send_buf_size(H2_MAX_SEND_BUF)
                     .keep_alive_interval(H2_KEEPALIVE)
                     .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+                let service = service_fn(move |req| svc(peer, req).map(Ok::<_, Infallible>));
                 let _ = watcher.watch(b.serve_connection(io, service)).await;
             } else {
-                let _ = watcher
-                    .watch(http1_builder(&opts).serve_connection(io, service))
-                    .await;
+                let watched = heads.open();
+                let service = http1_service(svc, peer, watched.clone());
+                let conn = watcher.watch(http1_builder().serve_connection(io, service));
+                tokio::select! {
+                    biased;
+                    _ = conn => {}
+                    () = watched.closed() => {}
+                }
             }
             drop(permit);
         });
@@ -227,12 +240,36 @@ fn refuse(stream: TcpStream, tls: bool, refusals: &Arc<Semaphore>) {
     });
 }
 
-/// HTTP/1.1 with a timer, the header-read timeout and a bounded head.
-fn http1_builder(opts: &ServerOpts) -> http1::Builder {
+/// The HTTP/1 service of one connection: each request is in flight, for
+/// the connection's [`HeadWatch`], until its response body is sent or
+/// dropped. A combinator, not an async block around the call: the block
+/// would hold a copy of the request's future (kilobytes, copied per request).
+fn http1_service<F, Fut>(
+    svc: F,
+    peer: SocketAddr,
+    watched: headwatch::Conn,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<headwatch::Tracked<Body>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<headwatch::Tracked<Body>>, Infallible>> + Send,
+> + Clone
+where
+    F: Fn(SocketAddr, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    service_fn(move |req| {
+        let busy = watched.begin();
+        svc(peer, req).map(move |resp| Ok(resp.map(|b| headwatch::Tracked::new(b, busy))))
+    })
+}
+
+/// HTTP/1.1 with a bounded head (the head's time bound is [`HeadWatch`]'s).
+fn http1_builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
+        // The bound is kept by [`HeadWatch`], at a fraction of the cost.
+        .header_read_timeout(None::<Duration>)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_header_size(MAX_HEAD_BYTES);
     builder

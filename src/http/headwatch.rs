@@ -169,7 +169,7 @@ impl Conn {
             .state
             .busy
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                (b != CLOSING).then_some(b + 1)
+                (b != CLOSING).then(|| b + 1)
             });
         Busy {
             watch: self.watch.clone(),

@@ -98,6 +98,12 @@ fn status(resp: &[u8]) -> Option<u16> {
     line.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
+/// The JSON of a `200` answer; fails on any other answer.
+fn json_answer(resp: &[u8]) -> serde_json::Value {
+    assert_eq!(status(resp), Some(200), "{}", String::from_utf8_lossy(resp));
+    serde_json::from_str(&body(resp)).expect("json")
+}
+
 fn body(resp: &[u8]) -> String {
     let text = String::from_utf8_lossy(resp);
     text.split_once("\r\n\r\n")
@@ -232,13 +238,7 @@ async fn a_request_in_flight_outlives_the_header_timeout_and_its_connection_clos
         }
     }
     assert!(started.elapsed() > Duration::from_secs(3));
-    assert_eq!(
-        status(&resp),
-        Some(200),
-        "{}",
-        String::from_utf8_lossy(&resp)
-    );
-    let v: serde_json::Value = serde_json::from_str(&body(&resp)).expect("json");
+    let v = json_answer(&resp);
     assert!(v["result"].is_string(), "{v}");
 
     // Answered, the connection is idle: closed within the header timeout
@@ -294,13 +294,7 @@ async fn slow_body_is_cut_by_the_body_timeout() {
         .expect("slow body not cut");
     stop.store(true, Ordering::Relaxed);
     let _ = trickle.await;
-    assert_eq!(
-        status(&resp),
-        Some(200),
-        "{}",
-        String::from_utf8_lossy(&resp)
-    );
-    let v: serde_json::Value = serde_json::from_str(&body(&resp)).expect("json");
+    let v = json_answer(&resp);
     assert_eq!(v["error"]["code"], json!("user:error"));
     assert_eq!(
         v["error"]["message"],

@@ -212,6 +212,7 @@ pub struct Tracked<B> {
 }
 
 impl<B> Tracked<B> {
+    /// `body`, keeping `busy` until it is dropped.
     pub fn new(body: B, busy: Busy) -> Tracked<B> {
         Tracked { body, _busy: busy }
     }

@@ -200,7 +200,7 @@ pub async fn handle(
     }
     tracing::info!(
         target: "postern::request",
-        kind = log.kind.map_or("none", crate::protocol::Kind::name),
+        kind = telemetry::kind_name(log.kind),
         method = %method,
         function = log.function.map(telemetry::Function::name),
         status,

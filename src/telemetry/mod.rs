@@ -115,13 +115,18 @@ mod slots {
     }
 }
 
-/// The `kind` label of a request: an interface kind, or `none` when no
-/// interface matched.
+/// The `kind` label of a request (and its log line's `kind`): an interface
+/// kind, or `none` when no interface matched.
+pub fn kind_name(kind: Option<Kind>) -> &'static str {
+    kind.map_or("none", Kind::name)
+}
+
+/// The `kind` label and its slot.
 fn kind_label(kind: Option<Kind>) -> (usize, &'static str) {
-    match kind {
-        Some(k) => (k as usize, k.name()),
-        None => (Kind::ALL.len(), "none"),
-    }
+    (
+        kind.map_or(Kind::ALL.len(), |k| k as usize),
+        kind_name(kind),
+    )
 }
 
 /// How many `kind` labels there are: the kinds and `none`.
@@ -154,11 +159,12 @@ impl Function {
         }
     }
 
-    /// The slot of this function of interface `kind`.
+    /// The slot of this function of interface `kind`; past the table for
+    /// a function beyond the room the table has.
     fn slot(self, kind: Kind) -> usize {
         let i = match self {
             Function::Known(_, i) if i < FUNCTION_SLOTS - 2 => i,
-            Function::Known(..) => usize::MAX / 2,
+            Function::Known(..) => return usize::MAX,
             Function::Other => FUNCTION_SLOTS - 2,
             Function::Describe => FUNCTION_SLOTS - 1,
         };
